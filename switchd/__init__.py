@@ -1,0 +1,10 @@
+"""switchd: a SIP-over-TCP softswitch on trio, built from OTP patterns."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("switchd")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]
