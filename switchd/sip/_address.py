@@ -1,0 +1,78 @@
+"""name-addr / addr-spec with header parameters (RFC 3261 §20.10, §20.20, §20.39, §25.1).
+
+Used by From, To, Contact, Route, Record-Route, Reply-To. With angle brackets, parameters after
+``>`` belong to the header (``;tag=``) and those inside to the URI; without them (addr-spec
+form) everything after the first ``;`` belongs to the header.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ._grammar import Params, bad, format_params, get_param, parse_params
+from ._uri import SipUri, parse_uri
+
+__all__ = ["NameAddr", "parse_name_addr"]
+
+_BRACKETED = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^"<]*?))\s*<\s*([^<>]*?)\s*>(.*)', re.S)
+_TOKENS = re.compile(r"[A-Za-z0-9\-.!%*_+`'~ \t]*")
+_ESCAPED = re.compile(r"\\(.)", re.S)
+
+
+@dataclass(frozen=True, slots=True)
+class NameAddr:
+    """An address with an optional display name and header parameters (``;tag=``, ``;expires=``)."""
+
+    display_name: str | None
+    uri: SipUri
+    params: Params = ()
+
+    @property
+    def tag(self) -> str | None:
+        """The ``tag`` parameter (RFC 3261 §19.3), None when absent."""
+        return get_param(self.params, "tag") or None
+
+    def param(self, name: str) -> str | None:
+        """The value of header parameter `name` (case-insensitive); '' for a flag, None if absent."""
+        return get_param(self.params, name)
+
+    def with_tag(self, tag: str) -> NameAddr:
+        """A copy with its ``tag`` parameter set to `tag` (replacing any)."""
+        params = tuple(p for p in self.params if p[0].lower() != "tag") + (("tag", tag),)
+        return NameAddr(self.display_name, self.uri, params)
+
+    def __str__(self) -> str:
+        params = format_params(self.params)
+        if self.display_name is None:
+            return f"<{self.uri}>{params}"
+        escaped = self.display_name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}" <{self.uri}>{params}'
+
+
+def parse_name_addr(text: str, where: str = "address") -> NameAddr:
+    """Parse one name-addr or addr-spec with its parameters; RemoteProtocolError when malformed."""
+    if "<" in text:
+        m = _BRACKETED.fullmatch(text)
+        if m is None:
+            raise bad(where, text)
+        quoted, tokens, uri_text, params_text = m.groups()
+        if quoted is not None:
+            display: str | None = _ESCAPED.sub(r"\1", quoted)
+        elif tokens:
+            if not _TOKENS.fullmatch(tokens):
+                raise bad(where, text, "display name must be tokens or a quoted string")
+            display = tokens
+        else:
+            display = None
+        uri = parse_uri(uri_text, where)
+        params = parse_params(params_text, where) if params_text else ()
+        return NameAddr(display, uri, params)
+    stripped = text.strip()
+    uri_text, semi, params_text = stripped.partition(";")
+    uri_text = uri_text.rstrip()
+    if "," in uri_text or "?" in uri_text:
+        raise bad(where, text, "',' or '?' in an addr-spec needs angle brackets")
+    uri = parse_uri(uri_text, where)
+    params = parse_params(semi + params_text, where) if semi else ()
+    return NameAddr(None, uri, params)

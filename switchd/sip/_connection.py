@@ -1,0 +1,189 @@
+"""Connection: Content-Length framing of a SIP byte stream (TCP), in the manner of h11.
+
+Feed it bytes with `receive_data` (``b""`` at EOF) and call `next_event` until it returns
+`NEED_DATA`; every message comes out exactly once and in order, however the stream was split.
+
+Between messages (RFC 5626 §3.5.1) a double CRLF is a keep-alive ping: `next_event` returns a
+`Ping` whose `.pong` (a single CRLF) the caller writes back; a lone CRLF (a pong, or an old-style
+keep-alive) is skipped silently.
+
+Errors are RemoteProtocolError. With ``framing_lost=False`` the bad message has been consumed
+and the next call goes on with the next message; with ``framing_lost=True`` the stream cannot be
+split any more: the same error is raised by every later call and incoming data is dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._message import Request, Response
+from ._parser import Limits, Parsed, parse_head, validate
+from ._serializer import serialize
+
+__all__ = ["NEED_DATA", "Connection", "ConnectionClosed", "Event", "NeedData", "Ping"]
+
+
+@dataclass(frozen=True, slots=True)
+class NeedData:
+    """No complete event yet: read more from the transport and call `receive_data`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed the stream cleanly, between messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """The peer sent a double-CRLF keep-alive ping (RFC 5626 §3.5.1); write `pong` back."""
+
+    pong: bytes = b"\r\n"
+
+
+NEED_DATA = NeedData()
+Event = Request | Response | Ping | NeedData | ConnectionClosed
+
+
+class Connection:
+    """Frames SIP messages on one stream connection.
+
+    Options (keyword-only):
+
+    - `max_message_size` (65_535): bytes of head plus body; more is a 513 and loses framing.
+    - `max_headers` (128): header fields in one message; more is a 400 for that message.
+    - `max_line_length` (8_192): characters in one header line; more is a 400 (or loses framing
+      when the line never ends).
+    - `max_vias` (32): Via values in one message; more is a 400 for that message.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int = 65_535,
+        max_headers: int = 128,
+        max_line_length: int = 8_192,
+        max_vias: int = 32,
+    ) -> None:
+        self.limits = Limits(max_message_size, max_headers, max_line_length, max_vias)
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes already searched for the end of the head
+        self._pending: Parsed | None = None
+        self._head_size = 0
+        self._eof = False
+        self._error: RemoteProtocolError | None = None
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes read from the stream; ``b""`` means the peer closed it (EOF).
+
+        Raises LocalProtocolError when data follows EOF.
+        """
+        if self._eof:
+            if data:
+                raise LocalProtocolError("receive_data() called with data after EOF")
+            return
+        if not data:
+            self._eof = True
+        elif self._error is None:
+            self._buffer += data
+
+    def send(self, message: Request | Response) -> bytes:
+        """The bytes to write for `message` (see `serialize`)."""
+        return serialize(message)
+
+    def next_event(self) -> Event:
+        """The next event from the bytes received so far; see the module docstring.
+
+        Raises RemoteProtocolError for bad input.
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next_event()
+        except RemoteProtocolError as exc:
+            if exc.framing_lost:
+                self._error = exc
+                self._buffer.clear()
+                self._pending = None
+            raise
+
+    def _next_event(self) -> Event:
+        buffer = self._buffer
+        if self._pending is None:
+            while buffer[:2] == b"\r\n":
+                if buffer[2:4] == b"\r\n":
+                    del buffer[:4]
+                    return Ping()
+                if not self._eof and (len(buffer) == 2 or (len(buffer) == 3 and buffer[2] == 13)):
+                    return NEED_DATA  # could still become a ping
+                del buffer[:2]
+            if not buffer or (self._eof and not buffer.strip(b"\r\n")):
+                buffer.clear()
+                return ConnectionClosed() if self._eof else NEED_DATA
+            end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
+            if end < 0:
+                self._scanned = len(buffer)
+                self._check_unterminated_head()
+                return NEED_DATA
+            self._scanned = 0
+            self._head_size = end + 4
+            self._pending = self._parse(end)
+        pending = self._pending
+        total = self._head_size + (pending.content_length or 0)
+        if len(buffer) < total:
+            if self._eof:
+                raise RemoteProtocolError(
+                    f"connection closed {total - len(buffer)} bytes before the end of the body",
+                    framing_lost=True,
+                    partial=pending.message,
+                )
+            return NEED_DATA
+        message = pending.message
+        message.body = bytes(buffer[self._head_size:total])
+        del buffer[:total]
+        self._pending = None
+        if pending.error is not None:
+            raise pending.error
+        validate(message, self.limits)
+        return message
+
+    def _parse(self, end: int) -> Parsed:
+        """Parse the head ending at `end`; raise the errors that lose framing."""
+        limits = self.limits
+        head = self._buffer[:end].decode("utf-8", "surrogateescape")
+        parsed = parse_head(head, limits)
+        message = parsed.message
+        if parsed.content_length_error is not None:
+            raise RemoteProtocolError(parsed.content_length_error, reason="Bad Content-Length",
+                                      framing_lost=True, partial=message)
+        if parsed.content_length is None:
+            # RFC 3261 §18.3: on a stream transport Content-Length MUST be present.
+            raise RemoteProtocolError("missing Content-Length (mandatory on TCP)",
+                                      reason="Missing Content-Length", framing_lost=True,
+                                      partial=message)
+        size = end + 4 + parsed.content_length
+        if size > limits.max_message_size:
+            raise RemoteProtocolError(
+                f"message of {size} bytes, over max_message_size={limits.max_message_size}",
+                status_hint=513, framing_lost=True, partial=message, limit="max_message_size",
+            )
+        return parsed
+
+    def _check_unterminated_head(self) -> None:
+        """Limits and EOF for a head whose end has not arrived yet."""
+        buffer = self._buffer
+        limits = self.limits
+        if len(buffer) > limits.max_message_size:
+            raise RemoteProtocolError(
+                f"no end of headers within max_message_size={limits.max_message_size} bytes",
+                status_hint=513, framing_lost=True, limit="max_message_size",
+            )
+        line_start = buffer.rfind(b"\n") + 1
+        if len(buffer) - line_start > limits.max_line_length:
+            raise RemoteProtocolError(
+                f"a line of over max_line_length={limits.max_line_length} characters",
+                reason="Line Too Long", framing_lost=True, limit="max_line_length",
+            )
+        if self._eof:
+            raise RemoteProtocolError("connection closed in the middle of a message head",
+                                      framing_lost=True)

@@ -1,0 +1,239 @@
+"""Parse SIP messages: the start line, header lines and validation of the mandatory headers.
+
+Strategy (lazy, like a proxy wants it): bytes are decoded once (UTF-8, surrogateescape, so any
+byte survives a round trip), the head is split into lines once, and each header line into name
+and value once. Nothing else is parsed here except what RFC 3261 §8.2 / §16.3 needs for every
+message: the start line, Content-Length (framing), and Via, From, To, Call-ID, CSeq and
+Max-Forwards, which `validate` reads through the message's accessors so their parse is cached.
+
+Errors come in two kinds (see RemoteProtocolError): a garbage start line or a bad Content-Length
+loses framing; anything else is found once the message is framed and costs only that message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ._codes import method_of
+from ._errors import RemoteProtocolError
+from ._grammar import TOKEN
+from ._headers import CANONICAL, Field, Headers
+from ._message import Request, Response
+from ._uri import SipUri, parse_uri
+
+__all__ = ["DEFAULT_LIMITS", "Limits", "Parsed", "parse_head", "parse_message", "validate"]
+
+_REQUEST_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) (\S+) ([Ss][Ii][Pp]/[0-9]+\.[0-9]+)")
+_STATUS_LINE = re.compile(r"([Ss][Ii][Pp]/[0-9]+\.[0-9]+) ([1-6][0-9][0-9]) ([^\r\n]*)")
+# Something that is trying to be a SIP start line but is malformed: answerable with a 400.
+_SIPISH = re.compile(r"\S+\s+.*[Ss][Ii][Pp]/[0-9]|[Ss][Ii][Pp]/[0-9]")
+# lower-case name → (lower-case canonical, canonical) for known headers and compact forms.
+_KNOWN: dict[str, tuple[str, str]] = {k: (v.lower(), v) for k, v in CANONICAL.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Parser limits; each breach is a RemoteProtocolError whose `.limit` names the field."""
+
+    max_message_size: int = 65_535
+    max_headers: int = 128
+    max_line_length: int = 8_192
+    max_vias: int = 32
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A parsed head: the message shell, its declared body length and any deferred error."""
+
+    message: Request | Response
+    content_length: int | None
+    content_length_error: str | None
+    error: RemoteProtocolError | None
+
+
+def _start_line(line: str) -> tuple[Request | Response, RemoteProtocolError | None]:
+    """The message shell for `line`, and a framed error (bad URI, version) to raise later.
+
+    Raises RemoteProtocolError(framing_lost=True) when `line` is not a SIP start line at all.
+    """
+    if line[:4].upper() == "SIP/":
+        m = _STATUS_LINE.fullmatch(line)
+        if m is not None:
+            version, status, reason = m.groups()
+            response = Response(int(status), reason, Headers._from_fields([]))
+            return response, _version_error(version, response)
+        shell: Request | Response = Response(0, "", Headers._from_fields([]))
+        if _SIPISH.match(line):
+            return shell, RemoteProtocolError(
+                f"malformed Status-Line {line[:200]!r}", reason="Bad Status-Line", partial=shell
+            )
+    else:
+        m = _REQUEST_LINE.fullmatch(line)
+        if m is not None:
+            token, uri_text, version = m.groups()
+            try:
+                uri = parse_uri(uri_text, "Request-URI")
+                error = None
+            except RemoteProtocolError as exc:
+                uri, error = SipUri(), exc
+            request = Request(method_of(token), uri, Headers._from_fields([]))
+            if error is not None:
+                error.partial = request
+                return request, error
+            return request, _version_error(version, request)
+        if _SIPISH.match(line):
+            first = line.split(None, 1)[0] if line.strip() else ""
+            method = first if TOKEN.fullmatch(first) else "UNKNOWN"
+            shell = Request(method_of(method), SipUri(), Headers._from_fields([]))
+            return shell, RemoteProtocolError(
+                f"malformed Request-Line {line[:200]!r}", reason="Bad Request-Line", partial=shell
+            )
+    raise RemoteProtocolError(
+        f"garbage where a SIP start line was expected: {line[:200]!r}",
+        reason="Bad Start-Line",
+        framing_lost=True,
+    )
+
+
+def _version_error(version: str, message: Request | Response) -> RemoteProtocolError | None:
+    if version.upper() == "SIP/2.0":
+        return None
+    return RemoteProtocolError(
+        f"SIP version {version!r} is not supported (only SIP/2.0)", status_hint=505, partial=message
+    )
+
+
+def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
+    """Parse `head` (start line and header lines, without the blank line that ends them).
+
+    Raises RemoteProtocolError(framing_lost=True) only for a garbage start line; every other
+    problem is returned in `Parsed.error` / `Parsed.content_length_error` for the caller to
+    raise once it knows where the message ends.
+    """
+    lines = head.split("\r\n")
+    message, error = _start_line(lines[0])
+    fields: list[Field] = message.headers._fields
+    long_lines = len(head) > limits.max_line_length
+    folded = "\r\n " in head or "\r\n\t" in head
+    for index in range(1, len(lines)):
+        line = lines[index]
+        if long_lines and len(line) > limits.max_line_length and error is None:
+            error = RemoteProtocolError(
+                f"header line {index} is {len(line)} characters, over max_line_length="
+                f"{limits.max_line_length}",
+                reason="Header Line Too Long",
+                limit="max_line_length",
+            )
+        if folded and line[:1] in (" ", "\t"):
+            if not fields:
+                error = error or RemoteProtocolError(
+                    f"continuation line {line[:80]!r} before any header", reason="Bad Header"
+                )
+                continue
+            key, name, value, raw = fields[-1]
+            fields[-1] = (key, name, f"{value} {line.strip()}".strip(),
+                          None if raw is None else f"{raw}\r\n{line}")
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            error = error or RemoteProtocolError(
+                f"header line without ':' {line[:80]!r}", reason="Bad Header"
+            )
+            continue
+        name = name.rstrip(" \t")
+        known = _KNOWN.get(name.lower())
+        if known is not None:
+            fields.append((known[0], known[1], value.strip(" \t"), None))
+        elif TOKEN.fullmatch(name):
+            fields.append((name.lower(), name, value.strip(" \t"), line))
+        else:
+            error = error or RemoteProtocolError(f"bad header name {name[:80]!r}", reason="Bad Header")
+    if len(fields) > limits.max_headers and error is None:
+        error = RemoteProtocolError(
+            f"{len(fields)} header fields, over max_headers={limits.max_headers}",
+            reason="Too Many Headers",
+            limit="max_headers",
+        )
+    content_length: int | None = None
+    cl_error: str | None = None
+    for key, _, value, _ in fields:
+        if key == "content-length":
+            if not value.isdigit() or not value.isascii() or len(value) > 10:
+                cl_error = f"malformed Content-Length {value!r}"
+                break
+            if content_length is not None and int(value) != content_length:
+                cl_error = f"conflicting Content-Length values {content_length} and {value}"
+                break
+            content_length = int(value)
+    if error is not None:
+        error.partial = message
+    return Parsed(message, content_length, cl_error, error)
+
+
+def validate(message: Request | Response, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Check the headers every transaction and dialog needs (RFC 3261 §8.1.1, §8.2.2).
+
+    Raises RemoteProtocolError(400, "Bad <header>" / "Missing <header>") with `.partial` set.
+    """
+    try:
+        vias = message.vias
+        if len(vias) > limits.max_vias:
+            raise RemoteProtocolError(
+                f"{len(vias)} Via values, over max_vias={limits.max_vias}",
+                reason="Too Many Via Headers",
+                limit="max_vias",
+            )
+        message.from_
+        message.to
+        message.call_id
+        cseq = message.cseq
+        message.max_forwards
+        if isinstance(message, Request) and cseq.method != message.method:
+            # RFC 3261 §8.1.1.5: the CSeq method MUST match the request method.
+            raise RemoteProtocolError(
+                f"CSeq method {cseq.method!s} does not match request method {message.method!s}",
+                reason="CSeq Method Mismatch",
+            )
+    except RemoteProtocolError as exc:
+        exc.partial = message
+        raise
+
+
+def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Response:
+    """Parse one complete message (head, blank line, body) from `data`.
+
+    Leading CRLFs are skipped. When Content-Length is present it must match the body's length;
+    when absent the body is the rest of `data`. Raises RemoteProtocolError for anything else.
+    """
+    start = 0
+    while data.startswith(b"\r\n", start):
+        start += 2
+    end = data.find(b"\r\n\r\n", start)
+    if end < 0:
+        raise RemoteProtocolError("no blank line ending the headers", reason="Bad Request",
+                                  framing_lost=True)
+    if len(data) - start > limits.max_message_size:
+        raise RemoteProtocolError(
+            f"message of {len(data) - start} bytes, over max_message_size={limits.max_message_size}",
+            status_hint=513, limit="max_message_size", framing_lost=True,
+        )
+    parsed = parse_head(data[start:end].decode("utf-8", "surrogateescape"), limits)
+    message = parsed.message
+    message.body = data[end + 4:]
+    if parsed.content_length_error is not None:
+        raise RemoteProtocolError(parsed.content_length_error, reason="Bad Content-Length",
+                                  partial=message)
+    if parsed.content_length is not None and parsed.content_length != len(message.body):
+        raise RemoteProtocolError(
+            f"Content-Length {parsed.content_length} but the body has {len(message.body)} bytes",
+            reason="Bad Content-Length",
+            partial=message,
+        )
+    if parsed.error is not None:
+        raise parsed.error
+    validate(message, limits)
+    return message

@@ -1,0 +1,82 @@
+"""Via header values (RFC 3261 §20.42, §18.2.1, RFC 3581 rport).
+
+``Via: SIP/2.0/TCP host[:port];branch=z9hG4bK...;received=...;rport[=port]`` — LWS around the
+slashes and colons is allowed, as the grammar says.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ._grammar import Params, bad, format_params, get_param, parse_params
+
+__all__ = ["Via", "parse_via"]
+
+_T = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_VIA = re.compile(
+    rf"\s*({_T})\s*/\s*({_T})\s*/\s*({_T})\s+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)"
+    r"(?:\s*:\s*([0-9]{1,5}))?\s*(;.*)?",
+    re.S,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """One Via value: sent-protocol, sent-by (`host`, `port`) and its parameters in order."""
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: Params = ()
+    protocol: str = "SIP/2.0"
+
+    def param(self, name: str) -> str | None:
+        """The value of parameter `name` (case-insensitive); '' for a flag, None if absent."""
+        return get_param(self.params, name)
+
+    @property
+    def branch(self) -> str | None:
+        """The ``branch`` parameter (transaction id, RFC 3261 §8.1.1.7), None when absent."""
+        return get_param(self.params, "branch") or None
+
+    @property
+    def received(self) -> str | None:
+        """The ``received`` parameter (RFC 3261 §18.2.1), None when absent."""
+        return get_param(self.params, "received") or None
+
+    @property
+    def rport(self) -> int | None:
+        """The ``rport`` value (RFC 3581) when it has one; None when absent or a bare flag."""
+        value = get_param(self.params, "rport")
+        return int(value) if value and value.isdigit() else None
+
+    @property
+    def wants_rport(self) -> bool:
+        """True when ``rport`` is present, with or without a value."""
+        return get_param(self.params, "rport") is not None
+
+    @property
+    def sent_by(self) -> str:
+        """``host[:port]`` as in the header (the §17.2.3 matching key with the branch)."""
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
+
+
+def parse_via(text: str) -> Via:
+    """Parse one Via value (already split from its comma list); RemoteProtocolError when malformed."""
+    m = _VIA.fullmatch(text)
+    if m is None:
+        raise bad("Via", text)
+    name, version, transport, host, port_text, params_text = m.groups()
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            raise bad("Via", text, f"port {port} out of range")
+    params = parse_params(params_text, "Via") if params_text else ()
+    protocol = "SIP/2.0" if name == "SIP" and version == "2.0" else f"{name}/{version}"
+    return Via(transport.upper(), host, port, params, protocol)
