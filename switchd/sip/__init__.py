@@ -6,22 +6,48 @@ See docs/sip.md.
 
 from ._address import NameAddr, parse_name_addr
 from ._auth import Challenge, Credentials, parse_challenge, parse_credentials
+from ._builders import make_ack_for_non2xx, make_cancel, make_response
+from ._client_transaction import ClientTransaction, InviteClientTransaction, NonInviteClientTransaction
 from ._codes import Method, Status, codes
 from ._connection import NEED_DATA, Connection, ConnectionClosed, Event, NeedData, Ping
 from ._cseq import CSeq, parse_cseq
+from ._dialog import Dialog, DialogId, DialogRole, DialogState
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError, SipError
 from ._headers import Headers, canonical_name
+from ._ids import MAGIC_COOKIE, new_branch, new_call_id, new_tag
+from ._matching import ClientKey, ServerKey, TransactionTable, cancel_target_key, client_key, server_key
 from ._message import Request, Response
 from ._parser import parse_message
+from ._retransmit import AckTimedOut, Uas2xxRetransmitter
 from ._retry_after import RetryAfter, parse_retry_after
 from ._serializer import serialize
+from ._server_transaction import InviteServerTransaction, NonInviteServerTransaction, ServerTransaction
+from ._timers import TimerConfig
+from ._transaction import (
+    Terminated,
+    TimedOut,
+    TimerName,
+    ToTransactionUser,
+    Transaction,
+    TransactionOutput,
+    TransactionState,
+    Transmit,
+    TransportFailed,
+)
 from ._uri import SipUri, parse_uri
 from ._via import Via, parse_via
 
 __all__ = [  # sorted; tests/test_exports.py checks it against the public names
-    "CSeq", "Challenge", "Connection", "ConnectionClosed", "Credentials", "Event", "Headers",
-    "LocalProtocolError", "Method", "NEED_DATA", "NameAddr", "NeedData", "Ping", "ProtocolError",
-    "RemoteProtocolError", "Request", "Response", "RetryAfter", "SipError", "SipUri", "Status", "Via",
-    "canonical_name", "codes", "parse_challenge", "parse_credentials", "parse_cseq", "parse_message",
-    "parse_name_addr", "parse_retry_after", "parse_uri", "parse_via", "serialize",
+    "AckTimedOut", "CSeq", "Challenge", "ClientKey", "ClientTransaction", "Connection",
+    "ConnectionClosed", "Credentials", "Dialog", "DialogId", "DialogRole", "DialogState", "Event",
+    "Headers", "InviteClientTransaction", "InviteServerTransaction", "LocalProtocolError",
+    "MAGIC_COOKIE", "Method", "NEED_DATA", "NameAddr", "NeedData", "NonInviteClientTransaction",
+    "NonInviteServerTransaction", "Ping", "ProtocolError", "RemoteProtocolError", "Request", "Response",
+    "RetryAfter", "ServerKey", "ServerTransaction", "SipError", "SipUri", "Status", "Terminated",
+    "TimedOut", "TimerConfig", "TimerName", "ToTransactionUser", "Transaction", "TransactionOutput",
+    "TransactionState", "TransactionTable", "Transmit", "TransportFailed", "Uas2xxRetransmitter", "Via",
+    "cancel_target_key", "canonical_name", "client_key", "codes", "make_ack_for_non2xx", "make_cancel",
+    "make_response", "new_branch", "new_call_id", "new_tag", "parse_challenge", "parse_credentials",
+    "parse_cseq", "parse_message", "parse_name_addr", "parse_retry_after", "parse_uri", "parse_via",
+    "serialize", "server_key",
 ]
