@@ -1,0 +1,128 @@
+"""Billing fixtures: every test that takes `engine` runs once on SQLite and once on PostgreSQL.
+
+The PostgreSQL 15 cluster is our own child process, started once per session in a temp dir
+(initdb + pg_ctl on a free port, as the `postgres` user when we are root) and stopped at the end
+by `pg_ctl stop -m fast`, then by PID if it lingers. Each test gets a fresh database in it. Locally
+the PostgreSQL half skips with the reason when the binaries are missing; under CI=true it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from switchd.billing import open_engine, upgrade
+from tests.conftest import require_binary
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class PgCluster:
+    """A running throw-away PostgreSQL cluster of this test session."""
+
+    bin_dir: Path
+    base: Path
+    port: int
+    as_postgres: list[str]
+
+    @property
+    def data(self) -> Path:
+        return self.base / "data"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.as_postgres, str(self.bin_dir / "pg_ctl"), "-D", str(self.data), *args],
+            check=True, capture_output=True, timeout=60,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg_ctl("-l", str(self.base / "postgres.log"), "-w", "-o", options, "start")
+
+    def stop(self) -> None:
+        pid = self.pid()
+        try:
+            self._pg_ctl("-w", "-m", "fast", "stop")
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            if pid is not None:  # our own postmaster, by PID: never anything else
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL 15 cluster on 127.0.0.1:<free port>, for the whole session."""
+    initdb = require_binary("initdb", PG_BIN)
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    base = Path(tempfile.mkdtemp(prefix="switchd-pg-"))
+    if as_postgres:
+        shutil.chown(base, "postgres", "postgres")
+    cluster = PgCluster(initdb.parent, base, _free_port(), as_postgres)
+    try:
+        subprocess.run(
+            [*as_postgres, str(initdb), "-D", str(cluster.data), "-A", "trust", "-U", "postgres",
+             "-E", "UTF8", "--no-sync"],
+            check=True, capture_output=True, timeout=120,
+        )
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'billing.db'}"
+        return
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    name = f"billing_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(cluster.url(), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield cluster.url(name)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on a database migrated to head (by the migrations: no create_all)."""
+    eng = open_engine(db_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
