@@ -83,12 +83,13 @@ def test_a_non_2xx_final_is_acked_inside_the_transaction_on_the_same_branch(stat
     txn.receive(response(invite, 180), T0 + 1)
     final = response(invite, status, to_tag="failtag")
     outputs = txn.receive(final, T0 + 2)
-    assert outputs == [Transmit(txn.ack), ToTransactionUser(final), Terminated()]  # Timer D = 0 on TCP
-    assert txn.ack is not None
-    assert txn.ack.method == Method.ACK
-    assert txn.ack.branch == invite.branch
-    assert txn.ack.to.tag == "failtag"
-    assert txn.ack.cseq.seq == invite.cseq.seq
+    ack = txn.ack
+    assert ack is not None
+    assert outputs == [Transmit(ack), ToTransactionUser(final), Terminated()]  # Timer D = 0 on TCP
+    assert ack.method == Method.ACK
+    assert ack.branch == invite.branch
+    assert ack.to.tag == "failtag"
+    assert ack.cseq.seq == invite.cseq.seq
 
 
 def test_anything_after_termination_is_ignored() -> None:
