@@ -147,9 +147,14 @@ class BillingConfig:
     """`[billing]`: rating and the CDR spool."""
 
     rate_deck: Path | None = None  # CSV or XML rate deck billing loads; None: calls are not rated
+    currency: str = _opt("USD", _matches(r"[A-Z]{3}", "an ISO 4217 currency code"))  # of a CSV deck
     spool: Path = Path("data/cdr-spool")  # where CDRs wait when the database is unavailable
-    default_rate_plan: str = _opt("default", _NAME)  # plan for gateways without their own rate_plan
+    default_rate_plan: str = _opt("default", _NAME)  # plan of a CSV deck, and of gateways without one
+    # Numbering plan: how dialled national numbers become E.164 (switchd.billing.NumberingPlan).
     country_code: str = _opt("1", _matches(r"[1-9][0-9]{0,2}", "a country calling code (1-3 digits)"))
+    international_prefix: str = _opt("011", _matches(r"[0-9]{1,4}", "digits"))  # dialled before a country code
+    trunk_prefix: str = _opt("1", _matches(r"[0-9]{0,2}", "digits"))  # dialled before a national number
+    national_digits: int = _opt(10, _at_least(4))  # length of a national significant number
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

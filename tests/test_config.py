@@ -6,6 +6,7 @@ import json
 import re
 import textwrap
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,8 @@ def test_the_shipped_default_loads_and_keeps_every_documented_default() -> None:
     for section in ("sip", "api", "timers", "limits"):
         assert getattr(cfg, section) == getattr(defaults, section), section
     assert cfg.data_dir == REPO / "data"  # the repository's .gitignore keeps /data/ out of git
+    assert cfg.billing.rate_deck == REPO / "config" / "rates.csv"
+    assert cfg.billing == replace(defaults.billing, rate_deck=cfg.billing.rate_deck, spool=REPO / "data" / "cdr-spool")
     assert cfg.database.url == f"sqlite:///{REPO}/data/switchd.sqlite3"
     assert [c.gateway.name for c in cfg.routing.table.candidates("15551234")] == ["local-sim", "local-sim-backup"]
 
