@@ -130,22 +130,22 @@ class Dialog:
         via_transport: str,
         via_sent_by: str,
     ) -> None:
-        self.role = role
-        self.state = state
-        self.call_id = call_id
-        self.local_tag = local_tag
-        self.remote_tag = remote_tag
-        self.local_party = local_party  # From of our requests (without tag)
-        self.remote_party = remote_party  # To of our requests (without tag)
-        self.local_seq = local_seq
-        self.remote_seq = remote_seq
-        self.remote_target = remote_target
-        self.route_set = tuple(route_set)
-        self.local_contact = local_contact  # Contact of our target-refresh requests
-        self.via_transport = via_transport
-        self.via_sent_by = via_sent_by
+        self.role: DialogRole = role
+        self.state: DialogState = state
+        self.call_id: str = call_id
+        self.local_tag: str = local_tag
+        self.remote_tag: str = remote_tag
+        self.local_party: NameAddr = local_party  # From of our requests (without tag)
+        self.remote_party: NameAddr = remote_party  # To of our requests (without tag)
+        self.local_seq: int | None = local_seq
+        self.remote_seq: int | None = remote_seq
+        self.remote_target: SipUri = remote_target
+        self.route_set: tuple[NameAddr, ...] = tuple(route_set)
+        self.local_contact: NameAddr | None = local_contact  # Contact of our target-refresh requests
+        self.via_transport: str = via_transport
+        self.via_sent_by: str = via_sent_by
         # CSeq number of the last INVITE we sent: the ACK to its 2xx reuses it (§13.2.2.4).
-        self._invite_seq = local_seq if role is DialogRole.UAC else None
+        self._invite_seq: int | None = local_seq if role is DialogRole.UAC else None
 
     def __repr__(self) -> str:
         return f"<Dialog {self.role.value} {self.state.value} {self.id}>"
