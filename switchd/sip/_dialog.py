@@ -265,7 +265,15 @@ class Dialog:
         2xx confirms an early dialog and recomputes the route set from its Record-Route (§13.2.2.4);
         a final error to the INVITE of an early dialog terminates it, and a 481 or 408 to any
         request terminates a dialog (§12.2.1.2).
+
+        Raises LocalProtocolError for a response whose To tag names another dialog (a forked
+        answer: build that dialog with `from_uac` instead).
         """
+        tag = response.to.tag
+        if tag is not None and self.remote_tag and tag != self.remote_tag and response.status > 100:
+            raise LocalProtocolError(
+                f"a {response.status} with To tag {tag!r} belongs to another dialog than {self.id}"
+            )
         status = response.status
         method = response.cseq.method
         if status in (Status.CALL_OR_TRANSACTION_DOES_NOT_EXIST, Status.REQUEST_TIMEOUT):

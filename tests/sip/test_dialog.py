@@ -76,6 +76,14 @@ def test_the_2xx_confirms_an_early_dialog_and_recomputes_target_and_route_set() 
     assert [route.uri.host for route in dialog.route_set] == ["p1.example.com", "p2.example.com"]
 
 
+def test_a_response_from_another_fork_is_not_this_dialogs() -> None:
+    invite = request()
+    dialog = Dialog.from_uac(invite, response(invite, 180, to_tag="fork1"))
+    with pytest.raises(LocalProtocolError, match="'fork2' belongs to another dialog"):
+        dialog.receive_response(response(invite, 200, to_tag="fork2"))
+    assert dialog.early
+
+
 def test_a_final_error_ends_an_early_dialog() -> None:
     invite = request()
     dialog = Dialog.from_uac(invite, response(invite, 180))
