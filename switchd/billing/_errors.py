@@ -8,6 +8,7 @@
   * UnknownCdr                 an update names a CDR that was never opened (a bug in the caller)
   * StoreUnavailable           the database cannot be reached or refused a write; the store spools
   * MigrationError             the schema could not be brought to the head revision
+  * InvalidQuery               a query filter or page cursor is malformed (a client's mistake)
 """
 
 from __future__ import annotations
@@ -48,3 +49,7 @@ class StoreUnavailable(BillingError):
 
 class MigrationError(BillingError):
     """Alembic could not upgrade the billing schema to head."""
+
+
+class InvalidQuery(BillingError, ValueError):
+    """A malformed query: a bad prefix filter or a page cursor that was not ours."""

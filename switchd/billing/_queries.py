@@ -1,0 +1,212 @@
+"""Reading CDRs: filtered listing with keyset pagination, lookup by Call-ID, and summaries.
+
+Plain functions over a SQLAlchemy Session, used by the CLI and the HTTP API. Listing is ordered
+by (setup_at, id), the columns of `ix_cdrs_setup_at_id`; a page ends with an opaque cursor, and
+the next page starts strictly after it, so rows inserted meanwhile never shift or repeat a page
+(unlike OFFSET).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Label, Select, SQLColumnExpression, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from ._errors import InvalidQuery
+from ._models import Cdr, CdrStatus, Disposition
+from ._types import to_utc_ms
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CdrFilter:
+    """Which CDRs a listing, summary or export covers; every given field must match (AND)."""
+
+    since: datetime | None = None  # setup_at ≥ since
+    until: datetime | None = None  # setup_at < until
+    caller_prefix: str | None = None  # normalised caller starts with it ('+44' or '44')
+    callee_prefix: str | None = None  # normalised callee starts with it
+    account: str | None = None
+    disposition: Disposition | None = None
+    status: CdrStatus | None = None
+    node: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Where a page ended: the (setup_at, id) of its last CDR. `encode()` makes it a URL-safe token."""
+
+    setup_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        raw = f"{self.setup_at.isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> PageCursor:
+        """The cursor in `token`; InvalidQuery if it is not one `encode()` made."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            when, ident = raw.split("|")
+            return cls(to_utc_ms(datetime.fromisoformat(when)), int(ident))
+        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidQuery(f"page cursor {token!r} is not valid") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class CdrPage:
+    """One page of a listing; `next` is None on the last page."""
+
+    cdrs: Sequence[Cdr]
+    next: PageCursor | None
+
+
+def _number_prefix(name: str, prefix: str) -> str:
+    digits = prefix.removeprefix("+")
+    if not digits.isascii() or not digits.isdigit():
+        raise InvalidQuery(f"{name} {prefix!r} is not a number prefix (digits, optionally after '+')")
+    return "+" + digits
+
+
+def conditions(where: CdrFilter) -> list[ColumnElement[bool]]:
+    """The SQL conditions of `where` (InvalidQuery for a malformed prefix)."""
+    found: list[ColumnElement[bool]] = []
+    if where.since is not None:
+        found.append(Cdr.setup_at >= where.since)
+    if where.until is not None:
+        found.append(Cdr.setup_at < where.until)
+    if where.caller_prefix is not None:
+        found.append(Cdr.caller.startswith(_number_prefix("caller_prefix", where.caller_prefix), autoescape=True))
+    if where.callee_prefix is not None:
+        found.append(Cdr.callee.startswith(_number_prefix("callee_prefix", where.callee_prefix), autoescape=True))
+    if where.account is not None:
+        found.append(Cdr.account == where.account)
+    if where.disposition is not None:
+        found.append(Cdr.disposition == where.disposition)
+    if where.status is not None:
+        found.append(Cdr.status == where.status)
+    if where.node is not None:
+        found.append(Cdr.node == where.node)
+    return found
+
+
+def list_cdrs(
+    session: Session, where: CdrFilter = CdrFilter(), *, limit: int = 100, after: PageCursor | None = None
+) -> CdrPage:
+    """Up to `limit` CDRs matching `where`, oldest setup first, starting after the cursor `after`."""
+    if not 1 <= limit <= 10_000:
+        raise InvalidQuery(f"limit {limit} is not between 1 and 10000")
+    query = select(Cdr).where(*conditions(where))
+    if after is not None:
+        query = query.where(
+            or_(Cdr.setup_at > after.setup_at, and_(Cdr.setup_at == after.setup_at, Cdr.id > after.id))
+        )
+    rows = list(session.scalars(query.order_by(Cdr.setup_at, Cdr.id).limit(limit + 1)))
+    if len(rows) <= limit:
+        return CdrPage(rows, None)
+    last = rows[limit - 1]
+    return CdrPage(rows[:limit], PageCursor(last.setup_at, last.id))
+
+
+def cdrs_for_call(session: Session, call_id: str) -> list[Cdr]:
+    """Every CDR of A-leg Call-ID `call_id` (one per attempt and node), in attempt order."""
+    query = select(Cdr).where(Cdr.call_id == call_id).order_by(Cdr.setup_at, Cdr.attempt, Cdr.id)
+    return list(session.scalars(query))
+
+
+class GroupBy(StrEnum):
+    """What a summary groups by."""
+
+    DAY = "day"  # UTC day of setup, 'YYYY-MM-DD'
+    ACCOUNT = "account"
+    DESTINATION = "destination"  # the matched rate prefix; None: unrated
+    DISPOSITION = "disposition"  # None: still open
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRow:
+    """Totals of one group (and currency) of CDRs."""
+
+    key: str | None
+    currency: str | None  # None: unrated CDRs
+    calls: int
+    answered: int
+    billable_seconds: Decimal  # answer → end, summed, ms precision
+    billed_seconds: int
+    cost: Decimal
+
+    @property
+    def asr(self) -> float:
+        """Answer-seizure ratio: answered / calls, 0.0 … 1.0."""
+        return self.answered / self.calls if self.calls else 0.0
+
+    @property
+    def acd(self) -> float:
+        """Average call duration of answered calls, in seconds."""
+        return float(self.billable_seconds) / self.answered if self.answered else 0.0
+
+    @property
+    def billed_minutes(self) -> Decimal:
+        return Decimal(self.billed_seconds) / 60
+
+
+def _group_key(session: Session, by: GroupBy) -> SQLColumnExpression[Any]:
+    match by:
+        case GroupBy.DAY:
+            if session.get_bind().dialect.name == "sqlite":  # stored as 'YYYY-MM-DD hh:mm:ss…' in UTC
+                return func.substr(Cdr.setup_at, 1, 10)
+            return func.to_char(func.timezone("UTC", Cdr.setup_at), "YYYY-MM-DD")
+        case GroupBy.ACCOUNT:
+            return Cdr.account
+        case GroupBy.DESTINATION:
+            return Cdr.rate_prefix
+        case GroupBy.DISPOSITION:
+            return Cdr.disposition
+
+
+def summary_query(
+    session: Session, by: GroupBy, where: CdrFilter = CdrFilter()
+) -> Select[Any, str | None, int, int, int, int | None, Decimal | None]:
+    """The aggregate SELECT behind `summarize` (exposed for EXPLAIN and the bench)."""
+    key: Label[Any] = _group_key(session, by).label("key")
+    answered = Cdr.disposition == Disposition.ANSWERED
+    return (
+        select(
+            key,
+            Cdr.currency,
+            func.count(),
+            func.sum(case((answered, 1), else_=0)),
+            func.sum(case((answered, Cdr.billable_ms), else_=0)),
+            func.sum(Cdr.billed_seconds),
+            func.sum(Cdr.cost),
+        )
+        .where(*conditions(where))
+        .group_by(key, Cdr.currency)
+        .order_by(key, Cdr.currency)
+    )
+
+
+def summarize(session: Session, by: GroupBy, where: CdrFilter = CdrFilter()) -> list[SummaryRow]:
+    """Calls, answered, ASR, ACD, billed minutes and cost of the CDRs in `where`, grouped `by`."""
+    rows = []
+    for key, currency, calls, answered, billable_ms, billed, cost in session.execute(summary_query(session, by, where)):
+        rows.append(
+            SummaryRow(
+                key=None if key is None else str(key),
+                currency=currency,
+                calls=int(calls),
+                answered=int(answered or 0),
+                billable_seconds=Decimal(int(billable_ms or 0)).scaleb(-3),
+                billed_seconds=int(billed or 0),
+                cost=cost if cost is not None else Decimal("0.000000"),
+            )
+        )
+    return rows

@@ -1,0 +1,134 @@
+"""Listing with filters and keyset pages, lookup by Call-ID, and summaries with exact totals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from switchd.billing import (
+    CdrFilter,
+    CdrStatus,
+    Disposition,
+    GroupBy,
+    InvalidQuery,
+    PageCursor,
+    cdr_key,
+    cdrs_for_call,
+    list_cdrs,
+    summarize,
+)
+
+from .factories import T0, cdr_row, insert_cdrs
+
+
+def _ids(engine: Engine, where: CdrFilter) -> list[str]:
+    with Session(engine) as session:
+        return [c.call_id for c in list_cdrs(session, where, limit=1000).cdrs]
+
+
+@pytest.fixture
+def mixed(engine: Engine) -> Engine:
+    unanswered = {"answer_at": None, "billable_ms": None, "billed_seconds": 0, "cost": Decimal(0)}
+    insert_cdrs(engine, [
+        cdr_row(0),
+        cdr_row(1, account="globex", callee="+14155550123", rate_prefix="1415"),
+        cdr_row(2, disposition=Disposition.BUSY, sip_code=486, **unanswered),
+        cdr_row(3, caller="+442071230000", disposition=Disposition.NO_ANSWER, sip_code=480, **unanswered),
+        cdr_row(4, status=CdrStatus.OPEN, disposition=None, end_at=None, **unanswered),
+        cdr_row(5, setup_at=T0 + timedelta(days=1), billable_ms=61_200, billed_seconds=120,
+                cost=Decimal("0.020000")),
+    ])
+    return engine
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (CdrFilter(), [0, 1, 2, 3, 4, 5]),
+        (CdrFilter(since=T0 + timedelta(seconds=1), until=T0 + timedelta(seconds=4)), [1, 2, 3]),
+        (CdrFilter(caller_prefix="+44"), [3]),
+        (CdrFilter(caller_prefix="1415"), [0, 1, 2, 4, 5]),
+        (CdrFilter(callee_prefix="+1"), [1]),
+        (CdrFilter(account="globex"), [1]),
+        (CdrFilter(disposition=Disposition.BUSY), [2]),
+        (CdrFilter(status=CdrStatus.OPEN), [4]),
+        (CdrFilter(account="acme", disposition=Disposition.ANSWERED, since=T0 + timedelta(hours=1)), [5]),
+    ],
+)
+def test_listing_returns_exactly_the_cdrs_matching_every_filter(
+    mixed: Engine, where: CdrFilter, expected: list[int]
+) -> None:
+    assert _ids(mixed, where) == [f"call-{n}" for n in expected]
+
+
+def test_keyset_pages_cover_every_cdr_once_in_order_even_with_equal_setup_times(engine: Engine) -> None:
+    insert_cdrs(engine, [cdr_row(n, setup_at=T0 + timedelta(seconds=n // 3)) for n in range(25)])
+    seen: list[str] = []
+    cursor = None
+    with Session(engine) as session:
+        while True:
+            page = list_cdrs(session, limit=4, after=cursor)
+            seen += [c.call_id for c in page.cdrs]
+            if page.next is None:
+                break
+            cursor = PageCursor.decode(page.next.encode())  # as a client would hand it back
+            # a CDR inserted behind the cursor does not shift the following pages
+            insert_cdrs(engine, [cdr_row(1000 + len(seen), setup_at=T0 - timedelta(days=1))])
+    assert seen == [f"call-{n}" for n in range(25)]
+
+
+def test_a_cursor_that_is_not_ours_or_a_bad_filter_is_an_invalid_query(engine: Engine) -> None:
+    with pytest.raises(InvalidQuery, match="cursor 'garbage'"):
+        PageCursor.decode("garbage")
+    with Session(engine) as session:
+        with pytest.raises(InvalidQuery, match="caller_prefix '44%'"):
+            list_cdrs(session, CdrFilter(caller_prefix="44%"))
+        with pytest.raises(InvalidQuery, match="limit 0"):
+            list_cdrs(session, limit=0)
+
+
+def test_lookup_by_call_id_returns_every_attempt_of_that_call(engine: Engine) -> None:
+    insert_cdrs(engine, [
+        cdr_row(1, call_id="abc@host", key=cdr_key("n1", "abc@host", 1)),
+        cdr_row(2, call_id="abc@host", attempt=2, key=cdr_key("n1", "abc@host", 2)),
+        cdr_row(3),
+    ])
+    with Session(engine) as session:
+        assert [c.attempt for c in cdrs_for_call(session, "abc@host")] == [1, 2]
+        assert cdrs_for_call(session, "nope") == []
+
+
+def test_the_summary_by_disposition_has_exact_calls_asr_acd_minutes_and_cost(mixed: Engine) -> None:
+    with Session(mixed) as session:
+        rows = {r.key: r for r in summarize(session, GroupBy.DISPOSITION)}
+    assert set(rows) == {None, "ANSWERED", "BUSY", "NO_ANSWER"}
+    answered = rows["ANSWERED"]
+    assert (answered.calls, answered.answered, answered.billed_seconds) == (3, 3, 240)
+    assert answered.billable_seconds == Decimal("181.2")
+    assert answered.acd == pytest.approx(60.4)
+    assert answered.billed_minutes == 4
+    assert answered.cost == Decimal("0.040000")
+    assert (rows["BUSY"].calls, rows["BUSY"].answered, rows["BUSY"].asr) == (1, 0, 0.0)
+
+
+def test_the_summary_by_day_account_and_destination_groups_as_named(mixed: Engine) -> None:
+    with Session(mixed) as session:
+        by_day = {r.key: (r.calls, r.answered, r.cost) for r in summarize(session, GroupBy.DAY)}
+        by_account = {r.key: r.calls for r in summarize(session, GroupBy.ACCOUNT)}
+        by_dest = {r.key: r.asr for r in summarize(session, GroupBy.DESTINATION)}
+        filtered = summarize(session, GroupBy.DAY, CdrFilter(account="globex"))
+    assert by_day == {"2026-11-25": (5, 2, Decimal("0.020000")), "2026-11-26": (1, 1, Decimal("0.020000"))}
+    assert by_account == {"acme": 5, "globex": 1}
+    assert by_dest == {"44": pytest.approx(2 / 5), "1415": 1.0}
+    assert [(r.key, r.calls) for r in filtered] == [("2026-11-25", 1)]
+
+
+def test_the_day_of_a_summary_is_the_utc_day(engine: Engine) -> None:
+    late = T0.replace(hour=23, minute=59, second=59, microsecond=999_000)
+    insert_cdrs(engine, [cdr_row(1, setup_at=late), cdr_row(2, setup_at=late + timedelta(milliseconds=1))])
+    with Session(engine) as session:
+        assert [r.key for r in summarize(session, GroupBy.DAY)] == ["2026-11-25", "2026-11-26"]
