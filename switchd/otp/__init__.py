@@ -1,1 +1,43 @@
-"""switchd.otp."""
+"""switchd.otp: Erlang/OTP's process model over trio (see docs/otp.md).
+
+Processes and messages: Process, Pid, self_pid, send, receive, monitor, demonitor, Down,
+MonitorRef, send_after, cancel_timer, TimerRef, ExitReason. Behaviours: GenServer (call, cast,
+reply, stop; Reply, NoReply, Stop, Caller), Supervisor and DynamicSupervisor (ChildSpec,
+SupervisorFlags, Restart, ChildType, Strategy, BRUTAL_KILL; start_child, terminate_child,
+restart_child, delete_child, which_children, count_children, ChildInfo, ChildCounts). sys
+operations: get_state, replace_state, suspend, resume, change_code. Registry: register, whereis,
+unregister; join, leave, members, dispatch. Reports: Report, ReportKind, set_report_handler.
+Errors: OTPError and its subclasses (see ``_errors``).
+"""
+
+from ._call import Caller, call, cast, reply
+from ._child_spec import (
+    BRUTAL_KILL, BrutalKill, ChildCounts, ChildInfo, ChildSpec, ChildType, Restart, Strategy,
+    SupervisorFlags,
+)
+from ._errors import (
+    AlreadyRegistered, CallTimeout, MaxChildren, NoProcess, NotABehaviour, OTPError, ReceiveTimeout,
+    ServerExited, SupervisorGaveUp,
+)
+from ._gen_server import GenServer, NoReply, Reply, Stop
+from ._messages import Process, cancel_timer, demonitor, monitor, receive, self_pid, send, send_after
+from ._pid import Down, ExitReason, MonitorRef, Pid, TimerRef
+from ._registry import dispatch, join, leave, members, register, unregister, whereis
+from ._reports import Report, ReportHandler, ReportKind, set_report_handler
+from ._supervisor import (
+    DynamicSupervisor, Supervisor, count_children, delete_child, restart_child, start_child,
+    terminate_child, which_children,
+)
+from ._sys import change_code, get_state, replace_state, resume, stop, suspend
+
+__all__ = [  # sorted; tests/test_exports.py checks it
+    "AlreadyRegistered", "BRUTAL_KILL", "BrutalKill", "CallTimeout", "Caller", "ChildCounts",
+    "ChildInfo", "ChildSpec", "ChildType", "Down", "DynamicSupervisor", "ExitReason", "GenServer",
+    "MaxChildren", "MonitorRef", "NoProcess", "NoReply", "NotABehaviour", "OTPError", "Pid", "Process",
+    "ReceiveTimeout", "Reply", "Report", "ReportHandler", "ReportKind", "Restart", "ServerExited",
+    "Stop", "Strategy", "Supervisor", "SupervisorFlags", "SupervisorGaveUp", "TimerRef", "call",
+    "cancel_timer", "cast", "change_code", "count_children", "delete_child", "demonitor", "dispatch",
+    "get_state", "join", "leave", "members", "monitor", "receive", "register", "replace_state",
+    "reply", "restart_child", "resume", "self_pid", "send", "send_after", "set_report_handler",
+    "start_child", "stop", "suspend", "terminate_child", "unregister", "whereis", "which_children",
+]

@@ -1,0 +1,311 @@
+"""The process record, its mailbox and timers, and the per-trio-run node that holds them all.
+
+A process is a trio task plus a ``_Process`` record: a FIFO mailbox (a deque, created on first
+delivery), the monitors and pending callers to notify when it exits, and the timers that
+``send_after`` armed for it. Delivering never blocks: append, and reschedule the task if it is
+parked in ``receive``. Timers live in the destination's record and are fired by the destination
+itself when it next waits (its wait is given the earliest timer deadline), so a timer needs no task
+of its own and dies with its process.
+
+The node (``_Node``) is found through a ``trio.lowlevel.RunVar``: every ``trio.run`` gets its own
+pid counter, name table and process table, so tests never see each other's processes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._errors import AlreadyRegistered, NoProcess
+from ._pid import Down, ExitReason, MonitorRef, Pid, TimerRef
+
+if TYPE_CHECKING:
+    from ._call import Caller
+    from ._reports import ReportHandler
+
+# A process that finds its mailbox non-empty does not park; it yields fully only every
+# _BURST messages (and checks for cancellation on each), so a flooded server cannot starve the loop.
+_BURST = 32
+
+# How long terminate() may run when no supervisor set a shutdown timeout (OTP's default, 5000 ms).
+DEFAULT_SHUTDOWN = 5.0
+
+
+class _Process:
+    """The record behind a Pid (internal; read it through ``processes()``)."""
+
+    __slots__ = (
+        "pid", "node", "task", "kind", "name", "parent", "restarts", "started_at", "alive",
+        "exit_reason", "mailbox", "_waiter", "_burst", "monitors", "watching", "callers", "timers",
+        "_cancelled_timers", "groups", "behaviour", "state", "suspended", "exit_hint",
+        "shutdown_timeout", "child_id",
+    )
+
+    def __init__(self, node: _Node, number: int, task: trio.lowlevel.Task, kind: str,
+                 parent: _Process | None) -> None:
+        self.node = node
+        self.pid = Pid(number, self)
+        self.task: trio.lowlevel.Task | None = task
+        self.kind = kind
+        self.name: str | None = None
+        self.parent = parent
+        self.restarts = 0
+        self.started_at = trio.current_time()
+        self.alive = True
+        self.exit_reason: ExitReason | None = None
+        self.mailbox: deque[object] | None = None
+        self._waiter: trio.lowlevel.Task | None = None
+        self._burst = 0
+        self.monitors: dict[MonitorRef, _Process] | None = None  # who watches me
+        self.watching: dict[MonitorRef, None] | None = None  # whom I watch
+        self.callers: set[Caller] | None = None
+        self.timers: list[TimerRef] | None = None
+        self._cancelled_timers = 0
+        self.groups: set[str] | None = None
+        # Set by behaviours: the callback object and its current state, for format_status/sys.
+        self.behaviour: Any = None
+        self.state: Any = None
+        self.suspended = False
+        # Set by a supervisor before it cancels the process: the reason to exit with
+        # ("shutdown" or "killed"); and how long terminate() may take (the child spec's shutdown).
+        self.exit_hint: str | None = None
+        self.shutdown_timeout: float = DEFAULT_SHUTDOWN
+        self.child_id: str | None = None
+
+    # -- delivery -------------------------------------------------------------------------------
+
+    def deliver(self, msg: object) -> None:
+        """Append `msg` to the mailbox and wake the process if it waits; dropped if it exited."""
+        if not self.alive:
+            return
+        mailbox = self.mailbox
+        if mailbox is None:
+            mailbox = self.mailbox = deque()
+        mailbox.append(msg)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            trio.lowlevel.reschedule(waiter)
+
+    def mailbox_depth(self) -> int:
+        return len(self.mailbox) if self.mailbox is not None else 0
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    async def next(self) -> object:
+        """The oldest message; waits for one. Only the process's own task may call this."""
+        while True:
+            if self.timers:
+                self._fire_due_timers()
+            mailbox = self.mailbox
+            if mailbox:
+                self._burst += 1
+                if self._burst >= _BURST:
+                    self._burst = 0
+                    await trio.lowlevel.checkpoint()
+                else:
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                return mailbox.popleft()
+            await self._wait(None)
+
+    async def receive(self, match: Callable[[object], bool] | None, deadline: float | None) -> object:
+        """The oldest message `match` accepts (any when None); raises trio.TooSlowError at `deadline`."""
+        if match is None and deadline is None:
+            return await self.next()
+        scanned = 0
+        while True:
+            if self.timers:
+                self._fire_due_timers()
+            mailbox = self.mailbox
+            if mailbox:
+                if match is None:
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    return mailbox.popleft()
+                for index in range(scanned, len(mailbox)):
+                    msg = mailbox[index]
+                    if match(msg):
+                        del mailbox[index]
+                        await trio.lowlevel.checkpoint_if_cancelled()
+                        return msg
+                scanned = len(mailbox)
+            if deadline is not None and trio.current_time() >= deadline:
+                await trio.lowlevel.checkpoint()
+                raise trio.TooSlowError
+            await self._wait(deadline)
+
+    async def _wait(self, deadline: float | None) -> None:
+        """Park until a delivery, the earliest timer, or `deadline` (whichever comes first)."""
+        self._burst = 0
+        if self.timers:
+            first = self.timers[0].deadline
+            deadline = first if deadline is None else min(deadline, first)
+        self._waiter = trio.lowlevel.current_task()
+        if deadline is None:
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+            return
+        with trio.CancelScope(deadline=deadline):
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+
+    def _abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    def add_timer(self, delay: float, msg: object) -> TimerRef:
+        ref = TimerRef(self.node.next_ref(), trio.current_time() + delay, msg, self)
+        if not self.alive:
+            ref.active = False
+            return ref
+        if self.timers is None:
+            self.timers = []
+        heapq.heappush(self.timers, ref)
+        waiter = self._waiter
+        if waiter is not None and self.timers[0] is ref:
+            # The process is parked with a later (or no) deadline: wake it to re-arm its wait.
+            self._waiter = None
+            trio.lowlevel.reschedule(waiter)
+        return ref
+
+    def cancel_timer(self, ref: TimerRef) -> bool:
+        if not ref.active:
+            return False
+        ref.active = False
+        timers = self.timers
+        if timers is not None:
+            self._cancelled_timers += 1
+            if self._cancelled_timers > 32 and self._cancelled_timers * 2 > len(timers):
+                # Drop cancelled entries so re-armed timeouts (an event timeout per event) don't pile up.
+                timers[:] = [t for t in timers if t.active]
+                heapq.heapify(timers)
+                self._cancelled_timers = 0
+        return True
+
+    def _fire_due_timers(self) -> None:
+        timers = self.timers
+        assert timers is not None
+        now = trio.current_time()
+        while timers and timers[0].deadline <= now:
+            ref = heapq.heappop(timers)
+            if ref.active:
+                ref.active = False
+                if self.mailbox is None:
+                    self.mailbox = deque()
+                self.mailbox.append(ref.msg)
+            else:
+                self._cancelled_timers = max(0, self._cancelled_timers - 1)
+
+
+class _Node:
+    """Everything one trio run's processes share: pid counter, process table, names, groups."""
+
+    def __init__(self) -> None:
+        self._counter = 0
+        self._refs = 0
+        self.by_task: dict[trio.lowlevel.Task, _Process] = {}
+        self.processes: dict[int, _Process] = {}
+        self.names: dict[str, _Process] = {}
+        self.groups: dict[str, dict[_Process, None]] = {}
+        self.report_handler: ReportHandler | None = None
+
+    def next_ref(self) -> int:
+        self._refs += 1
+        return self._refs
+
+    def spawn(self, kind: str, name: str | None) -> _Process:
+        """Make the current task a process of `kind`, registered as `name` when given."""
+        task = trio.lowlevel.current_task()
+        if name is not None and name in self.names:
+            raise AlreadyRegistered(f"name {name!r} is already registered to {self.names[name].pid}")
+        self._counter += 1
+        proc = _Process(self, self._counter, task, kind, self._parent_of(task))
+        self.by_task[task] = proc
+        self.processes[self._counter] = proc
+        if name is not None:
+            self.names[name] = proc
+            proc.name = name
+        return proc
+
+    def _parent_of(self, task: trio.lowlevel.Task) -> _Process | None:
+        """The nearest process among the task's ancestors (the supervisor, for a supervised child)."""
+        nursery = task.parent_nursery
+        while nursery is not None:
+            parent_task = nursery.parent_task
+            proc = self.by_task.get(parent_task)
+            if proc is not None:
+                return proc
+            nursery = parent_task.parent_nursery
+        return None
+
+    def exit(self, proc: _Process, reason: ExitReason) -> None:
+        """Record `proc`'s exit: release its name and groups, notify monitors and pending callers."""
+        if not proc.alive:
+            return
+        proc.alive = False
+        proc.exit_reason = reason
+        if proc.task is not None:
+            self.by_task.pop(proc.task, None)
+            proc.task = None
+        self.processes.pop(proc.pid.number, None)
+        if proc.name is not None and self.names.get(proc.name) is proc:
+            del self.names[proc.name]
+        if proc.groups:
+            for key in proc.groups:
+                members = self.groups.get(key)
+                if members is not None:
+                    members.pop(proc, None)
+                    if not members:
+                        del self.groups[key]
+            proc.groups = None
+        proc.mailbox = None
+        proc.timers = None
+        proc._waiter = None
+        if proc.monitors:
+            monitors, proc.monitors = proc.monitors, None
+            for ref, watcher in monitors.items():
+                if watcher.watching is not None:
+                    watcher.watching.pop(ref, None)
+                watcher.deliver(Down(ref, proc.pid, reason))
+        if proc.watching:
+            watching, proc.watching = proc.watching, None
+            for ref in watching:
+                target = ref.target
+                if target is not None and target.monitors is not None:
+                    target.monitors.pop(ref, None)
+        if proc.callers:
+            callers, proc.callers = proc.callers, None
+            for caller in callers:
+                caller._server_exited(reason)
+
+    def resolve(self, dest: Pid | str) -> _Process:
+        """The process for `dest`; raises NoProcess for an unregistered name (a dead pid is returned)."""
+        if isinstance(dest, Pid):
+            return dest._proc
+        proc = self.names.get(dest)
+        if proc is None:
+            raise NoProcess(f"no process is registered as {dest!r}")
+        return proc
+
+    def current(self) -> _Process:
+        """The process the calling task runs; raises NoProcess outside one."""
+        proc = self.by_task.get(trio.lowlevel.current_task())
+        if proc is None:
+            raise NoProcess("not inside a switchd.otp process (the calling task is no process)")
+        return proc
+
+
+_NODE: trio.lowlevel.RunVar[_Node] = trio.lowlevel.RunVar("switchd_otp_node")
+
+
+def node() -> _Node:
+    """This trio run's node, created on first use."""
+    try:
+        return _NODE.get()
+    except LookupError:
+        created = _Node()
+        _NODE.set(created)
+        return created

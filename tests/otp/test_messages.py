@@ -1,0 +1,203 @@
+"""Plain processes: pids, mailboxes, send/receive, selective receive, monitors, timers."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from switchd.otp import (
+    Down, NoProcess, Pid, Process, ReceiveTimeout, cancel_timer, demonitor, monitor, receive,
+    self_pid, send, send_after,
+)
+
+
+async def echo() -> None:
+    """Answers ("echo", sender, x) with ("echoed", x) until told "quit"."""
+    while True:
+        msg = await receive()
+        if msg == "quit":
+            return
+        if msg == "boom":
+            raise ValueError("boom")
+        assert isinstance(msg, tuple)
+        _, sender, value = msg
+        send(sender, ("echoed", value))
+
+
+async def test_a_process_has_a_pid_printed_erlang_style_and_a_fifo_mailbox() -> None:
+    async with trio.open_nursery() as nursery:
+        me = await nursery.start(Process.start_link, _await_quit)
+        other = await nursery.start(Process.start_link, echo)
+        assert isinstance(other, Pid) and str(other) == f"<0.{other.number}.0>"
+        assert other != me and len({me, other, other}) == 2
+        for i in range(3):
+            send(other, ("echo", me, i))
+        await trio.testing.wait_all_tasks_blocked()
+        assert me._proc.mailbox is not None and list(me._proc.mailbox) == [("echoed", i) for i in range(3)]
+        send(me, "quit")
+        send(other, "quit")
+
+
+async def _await_quit() -> None:
+    await receive(match=lambda m: m == "quit")
+
+
+async def test_receive_with_match_skips_other_messages_and_keeps_them_in_order() -> None:
+    got: list[object] = []
+
+    async def picky() -> None:
+        got.append(await receive(match=lambda m: isinstance(m, int)))
+        got.append(await receive())
+        got.append(await receive())
+
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Process.start_link, picky)
+        send(pid, "a")
+        send(pid, "b")
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == []
+        send(pid, 42)
+    assert got == [42, "a", "b"]
+
+
+async def test_receive_times_out_at_the_exact_time(autojump_clock: MockClock) -> None:
+    async def waiter() -> None:
+        with pytest.raises(ReceiveTimeout):
+            await receive(timeout=2.5)
+        assert trio.current_time() == 2.5
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Process.start_link, waiter)
+
+
+async def test_receive_and_self_pid_outside_a_process_raise_no_process() -> None:
+    with pytest.raises(NoProcess):
+        self_pid()
+    with pytest.raises(NoProcess):
+        await receive()
+
+
+async def test_send_to_an_unregistered_name_raises_and_to_a_dead_pid_is_dropped() -> None:
+    with pytest.raises(NoProcess, match="'ghost'"):
+        send("ghost", 1)
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Process.start_link, echo)
+        send(pid, "quit")
+    send(pid, "late")  # dropped, as in Erlang
+    assert pid._proc.mailbox is None
+
+
+async def test_monitor_delivers_down_with_normal_or_the_exception() -> None:
+    downs: list[Down] = []
+
+    async def watcher(targets: list[Pid]) -> None:
+        for t in targets:
+            monitor(t)
+        for _ in targets:
+            msg = await receive()
+            assert isinstance(msg, Down)
+            downs.append(msg)
+
+    async with trio.open_nursery() as outer:
+        with pytest.RaisesGroup(ValueError):
+            async with trio.open_nursery() as nursery:
+                quitter = await nursery.start(Process.start_link, echo)
+                crasher = await nursery.start(Process.start_link, echo)
+                await outer.start(Process.start_link, watcher, [quitter, crasher])
+                send(quitter, "quit")
+                await trio.testing.wait_all_tasks_blocked()
+                send(crasher, "boom")
+    assert [(d.pid, d.reason) for d in downs][0] == (quitter, "normal")
+    assert downs[1].pid == crasher and isinstance(downs[1].reason, ValueError)
+
+
+async def test_monitor_of_a_process_cancelled_by_its_parent_reports_shutdown() -> None:
+    downs: list[object] = []
+
+    async def watcher(target: Pid) -> None:
+        monitor(target)
+        downs.append(await receive())
+
+    async with trio.open_nursery() as outer:
+        async with trio.open_nursery() as inner:
+            target = await inner.start(Process.start_link, echo)
+            await outer.start(Process.start_link, watcher, target)
+            inner.cancel_scope.cancel()
+    assert [(d.pid, d.reason) for d in downs if isinstance(d, Down)] == [(target, "shutdown")]
+
+
+async def test_monitor_of_a_dead_pid_gives_noproc_at_once_and_demonitor_stops_it(
+        autojump_clock: MockClock) -> None:
+    async def body(dead: Pid, alive: Pid) -> None:
+        ref = monitor(dead)
+        msg = await receive(timeout=0)
+        assert isinstance(msg, Down) and msg.ref is ref and msg.reason == "noproc"
+        ref2 = monitor(alive)
+        demonitor(ref2)
+        send(alive, "quit")
+        with pytest.raises(ReceiveTimeout):
+            await receive(timeout=1.0)
+
+    async with trio.open_nursery() as nursery:
+        dead = await nursery.start(Process.start_link, echo)
+        send(dead, "quit")
+        await trio.testing.wait_all_tasks_blocked()
+        alive = await nursery.start(Process.start_link, echo)
+        await nursery.start(Process.start_link, body, dead, alive)
+
+
+async def test_demonitor_with_flush_removes_a_down_already_delivered() -> None:
+    async def body(target: Pid) -> None:
+        ref = monitor(target)
+        send(target, "quit")
+        await trio.testing.wait_all_tasks_blocked()
+        demonitor(ref, flush=True)
+        with pytest.raises(ReceiveTimeout):
+            await receive(timeout=0)
+
+    async with trio.open_nursery() as nursery:
+        target = await nursery.start(Process.start_link, echo)
+        await nursery.start(Process.start_link, body, target)
+
+
+async def test_send_after_delivers_at_the_exact_time_and_cancel_timer_stops_it(
+        autojump_clock: MockClock) -> None:
+    arrivals: list[tuple[object, float]] = []
+
+    async def body() -> None:
+        me = self_pid()
+        send_after(me, "late", 3.0)
+        send_after(me, "early", 1.0)
+        cancelled = send_after(me, "never", 2.0)
+        assert cancel_timer(cancelled) is True
+        assert cancel_timer(cancelled) is False
+        for _ in range(2):
+            arrivals.append((await receive(), trio.current_time()))
+        with pytest.raises(ReceiveTimeout):
+            await receive(timeout=10.0)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Process.start_link, body)
+    assert arrivals == [("early", 1.0), ("late", 3.0)]
+
+
+async def test_a_timer_that_fired_cannot_be_cancelled(autojump_clock: MockClock) -> None:
+    async def body() -> None:
+        ref = send_after(self_pid(), "tick", 1.0)
+        assert await receive() == "tick"
+        assert cancel_timer(ref) is False
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Process.start_link, body)
+
+
+async def test_a_named_process_is_found_by_name_and_released_on_exit() -> None:
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(partial(Process.start_link, echo, name="echo"))
+        send("echo", ("echo", pid, 0))  # it echoes to itself; then quit
+        send("echo", "quit")
+    with pytest.raises(NoProcess):
+        send("echo", "x")
