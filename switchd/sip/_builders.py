@@ -1,4 +1,5 @@
-"""Messages built from other messages: responses (§8.2.6), the ACK to a non-2xx (§17.1.1.3), CANCEL (§9.1).
+"""Messages built from other messages: responses (§8.2.6), the ACK to a non-2xx (§17.1.1.3), CANCEL (§9.1);
+and a new request outside any dialog (§8.1.1), such as the INVITE a B2BUA sends on its B-leg.
 
 In-dialog requests (BYE, re-INVITE, the ACK to a 2xx; §12.2.1.1, §13.2.2.4, §15) depend on dialog
 state and are built by `Dialog.make_request`.
@@ -11,13 +12,72 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ._address import NameAddr, parse_name_addr
 from ._codes import Method, phrase_for
-from ._errors import LocalProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError
 from ._headers import Headers
+from ._ids import new_branch, new_call_id, new_tag
 from ._message import Request, Response
+from ._uri import SipUri, parse_uri
 
 DEFAULT_MAX_FORWARDS = 70
 """RFC 3261 §8.1.1.6: the Max-Forwards a UAC SHOULD start with."""
+
+
+def make_request(
+    method: Method | str,
+    uri: SipUri | str,
+    *,
+    from_: NameAddr | str,
+    to: NameAddr | str,
+    sent_by: str,
+    transport: str = "TCP",
+    contact: NameAddr | str | None = None,
+    call_id: str | None = None,
+    cseq: int = 1,
+    branch: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+) -> Request:
+    """A new request outside any dialog (RFC 3261 §8.1.1), e.g. a B-leg INVITE or an OPTIONS ping.
+
+    `from_` gets a fresh tag unless it has one; `to` is used as given (no tag). `sent_by` is our
+    ``host[:port]`` for the one Via, with `branch` (fresh by default) and `transport`. `call_id`
+    defaults to a fresh one at the host of `sent_by`. An INVITE needs a `contact` (§8.1.1.8).
+    Max-Forwards is 70; `headers` are appended (Content-Type with a body).
+
+    Raises LocalProtocolError for an INVITE without a contact, a CSeq out of range (§8.1.1.5), or
+    an address or URI that does not parse.
+    """
+    if method == Method.INVITE and contact is None:
+        raise LocalProtocolError("make_request: an INVITE needs a Contact (§8.1.1.8)")
+    if not 0 <= cseq < 2**31:
+        raise LocalProtocolError(f"make_request: CSeq {cseq} is not below 2**31 (§8.1.1.5)")
+    try:
+        request_uri = parse_uri(uri, "Request-URI") if isinstance(uri, str) else uri
+        from_addr = parse_name_addr(from_, "From") if isinstance(from_, str) else from_
+        to_addr = parse_name_addr(to, "To") if isinstance(to, str) else to
+    except RemoteProtocolError as exc:
+        raise LocalProtocolError(f"make_request: {exc}") from exc
+    if from_addr.tag is None:
+        from_addr = from_addr.with_tag(new_tag())
+    out = Headers()
+    out.add("Via", f"SIP/2.0/{transport} {sent_by};branch={branch or new_branch()}")
+    out.add("Max-Forwards", str(DEFAULT_MAX_FORWARDS))
+    out.add("From", str(from_addr))
+    out.add("To", str(to_addr))
+    out.add("Call-ID", call_id or new_call_id(sent_by.rpartition(":")[0] if _has_port(sent_by) else sent_by))
+    out.add("CSeq", f"{cseq} {method}")
+    if contact is not None:
+        out.add("Contact", str(contact))
+    for name, value in headers:
+        out.add(name, value)
+    return Request(method, request_uri, out, body)
+
+
+def _has_port(sent_by: str) -> bool:
+    head, colon, tail = sent_by.rpartition(":")
+    return bool(colon) and tail.isdigit() and not head.endswith(":")  # not a bare IPv6 address
 
 
 def make_response(
