@@ -6,7 +6,7 @@ See docs/sip.md.
 
 from ._address import NameAddr, parse_name_addr
 from ._auth import Challenge, Credentials, parse_challenge, parse_credentials
-from ._builders import make_ack_for_non2xx, make_cancel, make_response
+from ._builders import make_ack_for_non2xx, make_cancel, make_request, make_response
 from ._client_transaction import ClientTransaction, InviteClientTransaction, NonInviteClientTransaction
 from ._codes import Method, Status, codes
 from ._connection import NEED_DATA, Connection, ConnectionClosed, Event, NeedData, Ping
@@ -47,7 +47,7 @@ __all__ = [  # sorted; tests/test_exports.py checks it against the public names
     "TimedOut", "TimerConfig", "TimerName", "ToTransactionUser", "Transaction", "TransactionOutput",
     "TransactionState", "TransactionTable", "Transmit", "TransportFailed", "Uas2xxRetransmitter", "Via",
     "cancel_target_key", "canonical_name", "client_key", "codes", "make_ack_for_non2xx", "make_cancel",
-    "make_response", "new_branch", "new_call_id", "new_tag", "parse_challenge", "parse_credentials",
-    "parse_cseq", "parse_message", "parse_name_addr", "parse_retry_after", "parse_uri", "parse_via",
-    "serialize", "server_key",
+    "make_request", "make_response", "new_branch", "new_call_id", "new_tag", "parse_challenge",
+    "parse_credentials", "parse_cseq", "parse_message", "parse_name_addr", "parse_retry_after",
+    "parse_uri", "parse_via", "serialize", "server_key",
 ]
