@@ -5,12 +5,17 @@ from __future__ import annotations
 import pytest
 
 from switchd.sip import (
+    MAGIC_COOKIE,
     LocalProtocolError,
     Method,
+    Request,
     Status,
     make_ack_for_non2xx,
     make_cancel,
+    make_request,
     make_response,
+    parse_message,
+    serialize,
 )
 
 from ._sample_calls import request, response
@@ -143,3 +148,60 @@ def test_only_an_invite_can_be_cancelled_or_acked(method: Method) -> None:
         make_cancel(bye)
     with pytest.raises(LocalProtocolError, match="only an INVITE"):
         make_ack_for_non2xx(bye, response(bye, 481))
+
+
+def test_a_new_invite_has_everything_section_8_1_1_asks_for() -> None:
+    invite = make_request(
+        Method.INVITE,
+        "sip:+4930123@gw.example.net:5060",
+        from_='"Alice" <sip:alice@example.com>',
+        to="<sip:+4930123@gw.example.net>",
+        sent_by="10.0.0.9:5060",
+        contact="<sip:switch@10.0.0.9:5060;transport=tcp>",
+        headers=[("Content-Type", "application/sdp")],
+        body=b"v=0\r\n",
+    )
+    parsed = parse_message(serialize(invite))
+    assert isinstance(parsed, Request)
+    assert parsed.method == Method.INVITE and str(parsed.uri) == "sip:+4930123@gw.example.net:5060"
+    [via] = parsed.vias
+    assert (via.transport, via.sent_by) == ("TCP", "10.0.0.9:5060")
+    assert (via.branch or "").startswith(MAGIC_COOKIE)
+    assert parsed.from_.display_name == "Alice" and parsed.from_.tag
+    assert parsed.to.tag is None
+    assert parsed.call_id.endswith("@10.0.0.9")
+    assert (parsed.cseq.seq, parsed.cseq.method) == (1, Method.INVITE)
+    assert parsed.max_forwards == 70
+    assert str(parsed.contact[0].uri) == "sip:switch@10.0.0.9:5060;transport=tcp"
+    assert parsed.body == b"v=0\r\n" and parsed.content_type == "application/sdp"
+
+
+def test_a_new_request_keeps_a_given_from_tag_call_id_cseq_and_branch() -> None:
+    options = make_request(
+        Method.OPTIONS, "sip:gw.example.net", from_="<sip:switch@example.com>;tag=mine",
+        to="<sip:gw.example.net>", sent_by="[2001:db8::9]:5060", call_id="ping-1", cseq=42,
+        branch="z9hG4bKping1",
+    )
+    assert options.from_.tag == "mine"
+    assert (options.call_id, options.cseq.seq, options.branch) == ("ping-1", 42, "z9hG4bKping1")
+    assert options.top_via.host == "[2001:db8::9]"
+    assert "Contact" not in options.headers
+
+
+def test_a_new_requests_fresh_identifiers_differ_each_time() -> None:
+    def options() -> Request:
+        return make_request(Method.OPTIONS, "sip:gw", from_="<sip:a@b>", to="<sip:gw>", sent_by="h")
+
+    first, second = options(), options()
+    assert first.call_id != second.call_id
+    assert first.branch != second.branch
+    assert first.from_.tag != second.from_.tag
+
+
+def test_a_new_request_refuses_what_section_8_1_1_forbids() -> None:
+    with pytest.raises(LocalProtocolError, match="needs a Contact"):
+        make_request(Method.INVITE, "sip:gw", from_="<sip:a@b>", to="<sip:gw>", sent_by="h")
+    with pytest.raises(LocalProtocolError, match="2\\*\\*31"):
+        make_request(Method.BYE, "sip:gw", from_="<sip:a@b>", to="<sip:gw>", sent_by="h", cseq=2**31)
+    with pytest.raises(LocalProtocolError, match="To"):
+        make_request(Method.BYE, "sip:gw", from_="<sip:a@b>", to="<<bad", sent_by="h")
