@@ -27,6 +27,7 @@ from switchd.sip import (
     Transmit,
     Uas2xxRetransmitter,
     make_cancel,
+    make_request,
     make_response,
     parse_message,
     parse_name_addr,
@@ -71,9 +72,10 @@ class Call:
     b: Leg = field(default_factory=Leg)
     a_invite: Request = field(default_factory=request)
     b_invite: Request = field(
-        default_factory=lambda: request(
-            uri="sip:bob@192.0.2.4:5080", branch="z9hG4bKbleg1", sent_by="10.0.0.9:5060",
-            call_id="bleg@10.0.0.9", from_tag="swB", cseq=1, contact=ME,
+        default_factory=lambda: make_request(
+            Method.INVITE, "sip:bob@192.0.2.4:5080", from_="<sip:alice@example.com>;tag=swB",
+            to="<sip:bob@example.com>", sent_by="10.0.0.9:5060", contact=ME, call_id="bleg@10.0.0.9",
+            branch="z9hG4bKbleg1",
         )
     )
 
