@@ -193,10 +193,10 @@ class Dialog:
     ) -> Dialog:
         """The dialog we create by answering `invite` with To tag `local_tag` (§12.1.1).
 
-        `contact` is the Contact we put in our responses; its host and port are also the sent-by of
-        the Via of the requests we send in the dialog (its ``transport`` parameter, TCP by default,
-        their transport). Use `state=CONFIRMED` when answering 2xx straight away, else call
-        `confirm()` when the 2xx goes out.
+        `contact` is the Contact we put in our responses. The Via of the requests we send in the
+        dialog takes its sent-by from the contact's host and port, and its transport from the
+        contact's ``transport`` URI parameter (TCP when absent). Use `state=CONFIRMED` when
+        answering 2xx straight away, else call `confirm()` when the 2xx goes out.
 
         Raises RemoteProtocolError (400) when the INVITE has no Contact (§8.1.1.8).
         """
@@ -256,7 +256,7 @@ class Dialog:
     def confirm(self) -> None:
         """UAS: our 2xx to the INVITE went out; the early dialog is confirmed (§12.1.1)."""
         if self.state is DialogState.EARLY:
-            self.state = DialogState.CONFIRMED
+            self._set_state(DialogState.CONFIRMED)
 
     def receive_response(self, response: Response) -> None:
         """Update the dialog from a response to a request we sent in it (UAC side, mostly).
