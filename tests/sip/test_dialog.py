@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from switchd.sip import (
     MAGIC_COOKIE,
@@ -14,6 +16,8 @@ from switchd.sip import (
     Method,
     RemoteProtocolError,
     Request,
+    Response,
+    make_request,
     make_response,
     parse_message,
     parse_name_addr,
@@ -38,6 +42,12 @@ def uas_dialog(*, record_routes: list[str] = RR, state: DialogState = DialogStat
 def on_the_wire(message: Request) -> Request:
     parsed = parse_message(serialize(message))
     assert isinstance(parsed, Request)
+    return parsed
+
+
+def wire_response(message: Response) -> Response:
+    parsed = parse_message(serialize(message))
+    assert isinstance(parsed, Response)
     return parsed
 
 
@@ -272,3 +282,40 @@ def test_a_b2bua_maps_a_bye_from_one_leg_to_a_bye_on_the_other() -> None:
     assert (bye_to_bob.call_id, bye_to_bob.to.tag, bye_to_bob.from_.tag) == ("bleg@10.0.0.9", "bobtag", "swB")
     assert str(bye_to_bob.uri) == "sip:bob@192.0.2.4:5080;transport=tcp"
     assert a_leg.terminated and b_leg.terminated
+
+
+# -- both ends of one dialog ------------------------------------------------------------------
+
+PEER_METHODS = st.lists(
+    st.tuples(st.sampled_from(["uac", "uas"]), st.sampled_from([Method.INFO, Method.INVITE, Method.UPDATE])),
+    max_size=10,
+)
+
+
+@given(exchanges=PEER_METHODS)
+def test_what_one_end_of_a_dialog_sends_the_other_end_matches_and_accepts(
+    exchanges: list[tuple[str, Method]],
+) -> None:
+    invite = make_request(
+        Method.INVITE, "sip:bob@192.0.2.4", from_="<sip:alice@example.com>", to="<sip:bob@example.com>",
+        sent_by="10.0.0.1:5070", contact="<sip:alice@10.0.0.1:5070>", cseq=10,
+    )
+    invite = on_the_wire(invite)
+    uas = Dialog.from_uas(invite, "bobtag", contact=parse_name_addr("<sip:bob@192.0.2.4>"),
+                          state=DialogState.CONFIRMED)
+    ok = wire_response(make_response(invite, 200, to_tag="bobtag", headers=[("Contact", "<sip:bob@192.0.2.4>")]))
+    uac = Dialog.from_uac(invite, ok)
+    ends = {"uac": (uac, uas), "uas": (uas, uac)}
+    assert on_the_wire(uac.make_request(Method.ACK)).cseq.seq == 10
+    for side, method in exchanges:
+        sender, receiver = ends[side]
+        sent = on_the_wire(sender.make_request(method))
+        assert receiver.matches(sent)
+        assert receiver.receive_request(sent) is None
+        assert receiver.remote_seq == sender.local_seq
+        if method == Method.INVITE:
+            ack = on_the_wire(sender.make_request(Method.ACK))
+            assert receiver.matches(ack) and ack.cseq.seq == sent.cseq.seq
+    bye = on_the_wire(uas.make_request(Method.BYE))
+    assert uac.matches(bye) and uac.receive_request(bye) is None
+    assert uac.terminated and uas.terminated
