@@ -10,6 +10,16 @@ from ._policy import (
     costs_from_rates,
     resolve_policy,
 )
+from ._router import (
+    PolicyUpgrade,
+    Router,
+    RouterState,
+    lookup,
+    router_child_spec,
+    router_state,
+    swap_policy,
+    swap_table,
+)
 from ._routing import Candidate, Gateway, Route, RouteTable, Target, order_by_priority_weight
 
 __all__ = [  # sorted; tests/test_exports.py checks it against the public names
@@ -20,13 +30,21 @@ __all__ = [  # sorted; tests/test_exports.py checks it against the public names
     "NoRoute",
     "Overloaded",
     "POLICIES",
+    "PolicyUpgrade",
     "PriorityWeight",
     "Route",
     "RouteTable",
+    "Router",
+    "RouterState",
     "RoutingPolicy",
     "SwitchError",
     "Target",
     "costs_from_rates",
+    "lookup",
     "order_by_priority_weight",
     "resolve_policy",
+    "router_child_spec",
+    "router_state",
+    "swap_policy",
+    "swap_table",
 ]
