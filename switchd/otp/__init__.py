@@ -28,16 +28,23 @@ from ._supervisor import (
     DynamicSupervisor, Supervisor, count_children, delete_child, restart_child, start_child,
     terminate_child, which_children,
 )
+from ._state_machine import (
+    CAST, EVENT_TIMEOUT, INFO, INTERNAL, STATE_TIMEOUT, Action, Call, Enter, Event, EventTimeout, EventType,
+    GenericTimeout, KeepState, NextEvent, NextState, Postpone, ReplyAction, StateMachine, StateTimeout,
+)
 from ._sys import change_code, get_state, replace_state, resume, stop, suspend
 
 __all__ = [  # sorted; tests/test_exports.py checks it
-    "AlreadyRegistered", "BRUTAL_KILL", "BrutalKill", "CallTimeout", "Caller", "ChildCounts",
-    "ChildInfo", "ChildSpec", "ChildType", "Down", "DynamicSupervisor", "ExitReason", "GenServer",
-    "MaxChildren", "MonitorRef", "NoProcess", "NoReply", "NotABehaviour", "OTPError", "Pid", "Process",
-    "ReceiveTimeout", "Reply", "Report", "ReportHandler", "ReportKind", "Restart", "ServerExited",
-    "Stop", "Strategy", "Supervisor", "SupervisorFlags", "SupervisorGaveUp", "TimerRef", "call",
-    "cancel_timer", "cast", "change_code", "count_children", "delete_child", "demonitor", "dispatch",
-    "get_state", "join", "leave", "members", "monitor", "receive", "register", "replace_state",
-    "reply", "restart_child", "resume", "self_pid", "send", "send_after", "set_report_handler",
-    "start_child", "stop", "suspend", "terminate_child", "unregister", "whereis", "which_children",
+    "Action", "AlreadyRegistered", "BRUTAL_KILL", "BrutalKill", "CAST", "Call", "CallTimeout",
+    "Caller", "ChildCounts", "ChildInfo", "ChildSpec", "ChildType", "Down", "DynamicSupervisor",
+    "EVENT_TIMEOUT", "Enter", "Event", "EventTimeout", "EventType", "ExitReason", "GenServer",
+    "GenericTimeout", "INFO", "INTERNAL", "KeepState", "MaxChildren", "MonitorRef", "NextEvent",
+    "NextState", "NoProcess", "NoReply", "NotABehaviour", "OTPError", "Pid", "Postpone", "Process",
+    "ReceiveTimeout", "Reply", "ReplyAction", "Report", "ReportHandler", "ReportKind", "Restart",
+    "STATE_TIMEOUT", "ServerExited", "StateMachine", "StateTimeout", "Stop", "Strategy", "Supervisor",
+    "SupervisorFlags", "SupervisorGaveUp", "TimerRef", "call", "cancel_timer", "cast", "change_code",
+    "count_children", "delete_child", "demonitor", "dispatch", "get_state", "join", "leave", "members",
+    "monitor", "receive", "register", "replace_state", "reply", "restart_child", "resume", "self_pid",
+    "send", "send_after", "set_report_handler", "start_child", "stop", "suspend", "terminate_child",
+    "unregister", "whereis", "which_children",
 ]
