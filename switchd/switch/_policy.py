@@ -16,6 +16,7 @@ this module imports nothing of billing.
 
 from __future__ import annotations
 
+import logging
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,8 @@ from itertools import groupby
 from typing import ClassVar
 
 from ._routing import Candidate, Gateway, order_by_priority_weight
+
+log = logging.getLogger(__name__)
 
 CostFn = Callable[[Gateway, str], "Decimal | None"]
 """`cost_of(gateway, number)`: price per minute the gateway's rate plan charges for `number`, or None."""
@@ -76,7 +79,8 @@ class LeastCost(RoutingPolicy):
 
     The cost is looked up for the number as dialled (before the route's strip/prepend), which is
     what rate decks are keyed on. Without a cost function every cost is unknown and the order is
-    exactly `priority_weight`'s.
+    exactly `priority_weight`'s; a cost function that raises is logged and its cost is unknown,
+    so trouble in billing never stops routing.
     """
 
     name = "least_cost"
@@ -91,7 +95,7 @@ class LeastCost(RoutingPolicy):
     ) -> list[Candidate]:
         if cost_of is None:
             return order_by_priority_weight(candidates, rng)
-        costs = {id(c): cost_of(c.gateway, number) for c in candidates}
+        costs = {id(c): _cost(cost_of, c.gateway, number) for c in candidates}
 
         def key(candidate: Candidate) -> tuple[bool, Decimal]:
             cost = costs[id(candidate)]
@@ -101,6 +105,16 @@ class LeastCost(RoutingPolicy):
         for _, group in groupby(sorted(candidates, key=key), key=key):
             ordered.extend(order_by_priority_weight(list(group), rng))
         return ordered
+
+
+def _cost(cost_of: CostFn, gateway: Gateway, number: str) -> Decimal | None:
+    # Billing's trouble must not stop calls: a cost that cannot be had is an unknown cost.
+    try:
+        return cost_of(gateway, number)
+    except Exception:
+        log.exception("cost of %r via gateway %s failed; ranked as unknown", number, gateway.name,
+                      extra={"number": number, "gateway": gateway.name})
+        return None
 
 
 POLICIES: Mapping[str, type[RoutingPolicy]] = {

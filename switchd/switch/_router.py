@@ -22,6 +22,7 @@ import logging
 import random
 from dataclasses import dataclass, replace
 from functools import partial
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from switchd.otp import Caller, ChildSpec, GenServer, Reply, call, change_code, get_state
@@ -104,8 +105,16 @@ class Router(GenServer[RouterState]):
             Router._classes[kind] = found
         return found
 
-    async def init(self, table: RouteTable, costs: CostFn | None = None,
+    async def init(self, table: RouteTable | Callable[[], RouteTable], costs: CostFn | None = None,
                    rng: random.Random | None = None) -> RouterState:
+        """Start with `table`, or with what `table()` returns (e.g. the routes file read again).
+
+        A loader is what a supervised Router wants: restarted after a crash, it starts from the
+        routes as they are now, not as they were when the node started. A loader that raises
+        fails the start.
+        """
+        if not isinstance(table, RouteTable):
+            table = table()
         log.info("router started with %d routes, policy %s", len(table), self.vsn,
                  extra={"routes": len(table), "policy": self.vsn})
         return RouterState(table=table, policy=self.vsn, costs=costs, rng=rng or random.Random())
@@ -141,9 +150,13 @@ class Router(GenServer[RouterState]):
 # --- client API ------------------------------------------------------------------------------------
 
 
-def router_child_spec(table: RouteTable, *, policy: RoutingPolicy | type[RoutingPolicy] | str = PriorityWeight,
+def router_child_spec(table: RouteTable | Callable[[], RouteTable], *, policy: RoutingPolicy | type[RoutingPolicy] | str = PriorityWeight,
                costs: CostFn | None = None, rng: random.Random | None = None) -> ChildSpec:
-    """The supervisor child spec of the Router, registered as "router", running `policy`."""
+    """The supervisor child spec of the Router, registered as "router", running `policy`.
+
+    `table` is the routing table, or a function returning it, called at every (re)start; a
+    restarted Router runs the policy given here, whatever it had been swapped to.
+    """
     start = partial(Router.for_policy(policy).start_link, table, costs, rng, name=NAME)
     return ChildSpec(id=NAME, start=start)
 

@@ -84,3 +84,15 @@ def test_a_policy_is_resolved_from_a_name_a_class_or_an_instance() -> None:
 def test_an_unknown_policy_name_is_refused_naming_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown routing policy 'cheapest' \(known: least_cost, priority_weight\)"):
         resolve_policy("cheapest")
+
+
+def test_a_cost_function_that_raises_ranks_that_gateway_as_unknown_and_logs_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def flaky(gateway: Gateway, number: str) -> Decimal:
+        if gateway is DEAR:
+            raise LookupError("rate table unavailable")
+        return Decimal("0.5")
+
+    assert names(LeastCost(), "441612345678", flaky) == ["unrated", "cheap", "dear"]
+    assert "via gateway dear failed; ranked as unknown" in caplog.text

@@ -222,3 +222,23 @@ async def test_the_child_spec_runs_a_registered_router_under_a_supervisor() -> N
         assert names(await lookup("4412")) == ["cheap", "first"]
         assert (await router_state()).policy == "least_cost"
         nursery.cancel_scope.cancel()
+
+
+async def test_a_crashed_router_restarts_from_its_loader_and_is_found_again_by_name() -> None:
+    tables = iter([TABLE, OTHER])
+    spec = router_child_spec(lambda: next(tables), costs=cost_of, rng=random.Random(1))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(otp.Supervisor.start_link, [spec])
+        first = otp.whereis("router")
+        assert names(await lookup("4412")) == ["first", "cheap"]
+        with pytest.raises(otp.ServerExited, match="router: unknown request 'bogus'"):
+            await otp.call("router", "bogus")
+        await trio.testing.wait_all_tasks_blocked()  # the supervisor restarts it
+        assert names(await lookup("3312")) == ["cheap"]  # the loader's second table
+        assert otp.whereis("router") not in (None, first)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_lookup_with_no_router_running_is_a_clear_error() -> None:
+    with pytest.raises(otp.NoProcess):
+        await lookup("4412")
