@@ -19,6 +19,9 @@ from ._errors import (
     AlreadyRegistered, CallTimeout, MaxChildren, NoProcess, NotABehaviour, OTPError, ReceiveTimeout,
     ServerExited, SupervisorGaveUp,
 )
+from ._event_manager import (
+    EventHandler, EventManager, add_handler, call_handler, delete_handler, notify, sync_notify, which_handlers,
+)
 from ._gen_server import GenServer, NoReply, Reply, Stop
 from ._messages import Process, cancel_timer, demonitor, monitor, receive, self_pid, send, send_after
 from ._pid import Down, ExitReason, MonitorRef, Pid, TimerRef
@@ -37,14 +40,15 @@ from ._sys import change_code, get_state, replace_state, resume, stop, suspend
 __all__ = [  # sorted; tests/test_exports.py checks it
     "Action", "AlreadyRegistered", "BRUTAL_KILL", "BrutalKill", "CAST", "Call", "CallTimeout",
     "Caller", "ChildCounts", "ChildInfo", "ChildSpec", "ChildType", "Down", "DynamicSupervisor",
-    "EVENT_TIMEOUT", "Enter", "Event", "EventTimeout", "EventType", "ExitReason", "GenServer",
-    "GenericTimeout", "INFO", "INTERNAL", "KeepState", "MaxChildren", "MonitorRef", "NextEvent",
-    "NextState", "NoProcess", "NoReply", "NotABehaviour", "OTPError", "Pid", "Postpone", "Process",
-    "ReceiveTimeout", "Reply", "ReplyAction", "Report", "ReportHandler", "ReportKind", "Restart",
-    "STATE_TIMEOUT", "ServerExited", "StateMachine", "StateTimeout", "Stop", "Strategy", "Supervisor",
-    "SupervisorFlags", "SupervisorGaveUp", "TimerRef", "call", "cancel_timer", "cast", "change_code",
-    "count_children", "delete_child", "demonitor", "dispatch", "get_state", "join", "leave", "members",
-    "monitor", "receive", "register", "replace_state", "reply", "restart_child", "resume", "self_pid",
-    "send", "send_after", "set_report_handler", "start_child", "stop", "suspend", "terminate_child",
-    "unregister", "whereis", "which_children",
+    "EVENT_TIMEOUT", "Enter", "Event", "EventHandler", "EventManager", "EventTimeout", "EventType",
+    "ExitReason", "GenServer", "GenericTimeout", "INFO", "INTERNAL", "KeepState", "MaxChildren",
+    "MonitorRef", "NextEvent", "NextState", "NoProcess", "NoReply", "NotABehaviour", "OTPError", "Pid",
+    "Postpone", "Process", "ReceiveTimeout", "Reply", "ReplyAction", "Report", "ReportHandler",
+    "ReportKind", "Restart", "STATE_TIMEOUT", "ServerExited", "StateMachine", "StateTimeout", "Stop",
+    "Strategy", "Supervisor", "SupervisorFlags", "SupervisorGaveUp", "TimerRef", "add_handler", "call",
+    "call_handler", "cancel_timer", "cast", "change_code", "count_children", "delete_child",
+    "delete_handler", "demonitor", "dispatch", "get_state", "join", "leave", "members", "monitor",
+    "notify", "receive", "register", "replace_state", "reply", "restart_child", "resume", "self_pid",
+    "send", "send_after", "set_report_handler", "start_child", "stop", "suspend", "sync_notify",
+    "terminate_child", "unregister", "whereis", "which_children", "which_handlers",
 ]
