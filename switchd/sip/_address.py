@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ._grammar import Params, bad, format_params, get_param, parse_params
+from ._grammar import Params, bad, format_params, get_param, new_instance, parse_params, slot_setters
 from ._uri import SipUri, parse_uri
 
 __all__ = ["NameAddr", "parse_name_addr"]
 
-_BRACKETED = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([^"<]*?))\s*<\s*([^<>]*?)\s*>(.*)', re.S)
-_TOKENS = re.compile(r"[A-Za-z0-9\-.!%*_+`'~ \t]*")
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.S)
+_TOKENS = re.compile(r"[A-Za-z0-9\-.!%*_+`'~ \t]+")
 _ESCAPED = re.compile(r"\\(.)", re.S)
 
 
@@ -50,26 +50,48 @@ class NameAddr:
         return f'"{escaped}" <{self.uri}>{params}'
 
 
+_set_display_name, _set_uri, _set_params = slot_setters(NameAddr, "display_name", "uri", "params")
+
+
 def parse_name_addr(text: str, where: str = "address") -> NameAddr:
     """Parse one name-addr or addr-spec with its parameters; RemoteProtocolError when malformed."""
-    if "<" in text:
-        m = _BRACKETED.fullmatch(text)
+    display: str | None = None
+    if text[:1] == '"':
+        m = _QUOTED.match(text)
         if m is None:
-            raise bad(where, text)
-        quoted, tokens, uri_text, params_text = m.groups()
-        if quoted is not None:
-            display: str | None = _ESCAPED.sub(r"\1", quoted)
-        elif tokens:
-            if not _TOKENS.fullmatch(tokens):
-                raise bad(where, text, "display name must be tokens or a quoted string")
-            display = tokens
-        else:
-            display = None
-        uri = parse_uri(uri_text, where)
-        params = parse_params(params_text, where) if params_text else ()
-        return NameAddr(display, uri, params)
-    stripped = text.strip()
-    uri_text, semi, params_text = stripped.partition(";")
+            raise bad(where, text, "unterminated quoted display name")
+        display = m.group(1)
+        if "\\" in display:
+            display = _ESCAPED.sub(r"\1", display)
+        rest = text[m.end():].lstrip(" \t")
+        if rest[:1] != "<":
+            raise bad(where, text, "expected '<' after the display name")
+    else:
+        lt = text.find("<")
+        if lt < 0:
+            return _addr_spec(text, where)
+        if lt:
+            tokens = text[:lt].rstrip(" \t")
+            if tokens:
+                if not _TOKENS.fullmatch(tokens):
+                    raise bad(where, text, "display name must be tokens or a quoted string")
+                display = tokens
+        rest = text[lt:] if lt else text
+    gt = rest.find(">")
+    if gt < 0:
+        raise bad(where, text, "no '>' closing the address")
+    uri = parse_uri(rest[1:gt].strip(" \t"), where)
+    params_text = rest[gt + 1:]
+    address = new_instance(NameAddr)
+    _set_display_name(address, display)
+    _set_uri(address, uri)
+    _set_params(address, parse_params(params_text, where) if params_text else ())
+    return address
+
+
+def _addr_spec(text: str, where: str) -> NameAddr:
+    """addr-spec form: no display name, no brackets; parameters after the first ';' are the header's."""
+    uri_text, semi, params_text = text.strip().partition(";")
     uri_text = uri_text.rstrip()
     if "," in uri_text or "?" in uri_text:
         raise bad(where, text, "',' or '?' in an addr-spec needs angle brackets")

@@ -7,11 +7,15 @@ place; errors are RemoteProtocolError with status_hint 400 and reason "Bad <wher
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from ._errors import RemoteProtocolError
 
-__all__ = ["Params", "TOKEN", "bad", "format_params", "get_param", "parse_params", "split_comma",
-           "unquote"]
+__all__ = ["Params", "TOKEN", "bad", "format_params", "get_param", "new_instance", "parse_params",
+           "slot_setters", "split_comma", "split_hostport", "unquote"]
+
+T = TypeVar("T")
 
 Params = tuple[tuple[str, str | None], ...]
 """Parameters in order as (name, value) pairs; value None for a flag (``;lr``), quoted values
@@ -19,12 +23,29 @@ keep their quotes so they serialise unchanged."""
 
 # RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
-# gen-value = token / host / quoted-string; host adds "[" ":" "]" for IPv6. Param-value chars of
-# URI params (paramchar) are a superset that adds "/" "&" "$" and escapes; accept them all here.
-_VALUE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\[\]:/&$=]+")
+# Characters of a param list in the common case (no quotes, no whitespace): ';' '=' and the
+# union of token, host and uri paramchar characters.
+_PARAM_CHARS = re.compile(r"[;=A-Za-z0-9\-.!%*_+`'~\[\]:/&$]+")
 _PARAM = re.compile(
     r"""\s*;\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^;\s",?<>]+)\s*)?"""
 )
+_HOSTNAME = re.compile(r"[A-Za-z0-9.\-]+")
+_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+_new = object.__new__
+
+
+def slot_setters(cls: type, *names: str) -> list[Callable[[object, object], None]]:
+    """Setters for the slots `names` of frozen dataclass `cls`.
+
+    A frozen dataclass's __init__ goes through object.__setattr__ for every field (about 0.1 µs
+    each); the parser builds several values per message, so it fills their slots directly.
+    """
+    return [cls.__dict__[name].__set__ for name in names]
+
+
+def new_instance(cls: type[T]) -> T:
+    """An uninitialised instance of `cls` (its slots are then set with `slot_setters`)."""
+    return _new(cls)
 
 
 def bad(where: str, text: str, detail: str = "") -> RemoteProtocolError:
@@ -34,26 +55,21 @@ def bad(where: str, text: str, detail: str = "") -> RemoteProtocolError:
 
 
 def parse_params(text: str, where: str) -> Params:
-    """Parse ``;name[=value]...`` (the text starts at the first ';' or is empty/whitespace)."""
-    if not text or text.isspace():
+    """Parse ``;name[=value]...`` (`text` starts at the first ';', may have LWS, or is empty)."""
+    if not text:
         return ()
-    if '"' not in text:  # fast path: no quoted values, so ';' always separates
-        first, _, rest = text.partition(";")
-        if first.strip():
+    if _PARAM_CHARS.fullmatch(text):  # fast path: no quotes, no whitespace
+        if text[0] != ";":
             raise bad(where, text, "expected ';' before parameters")
         out: list[tuple[str, str | None]] = []
-        for item in rest.split(";"):
+        for item in text[1:].split(";"):
             name, eq, value = item.partition("=")
-            name = name.strip()
-            if not TOKEN.fullmatch(name):
-                raise bad(where, text, f"bad parameter name {name!r}")
-            if eq:
-                value = value.strip()
-                if not _VALUE.fullmatch(value):
-                    raise bad(where, text, f"bad value for parameter {name!r}")
-                out.append((name, value))
-            else:
-                out.append((name, None))
+            # _PARAM_CHARS left only token characters and "[]:/&$" to check in the name.
+            if not name or (eq and (not value or "=" in value)) or not (
+                name.isalnum() or TOKEN.fullmatch(name)
+            ):
+                raise bad(where, text, f"bad parameter {item!r}")
+            out.append((name, value if eq else None))
         return tuple(out)
     out = []
     pos = 0
@@ -65,6 +81,32 @@ def parse_params(text: str, where: str) -> Params:
         out.append((m.group(1), m.group(2)))
         pos = m.end()
     return tuple(out)
+
+
+def split_hostport(text: str, where: str, whole: str) -> tuple[str, int | None]:
+    """(host, port) from ``host[:port]`` (IPv6 in brackets); `whole` is quoted in errors."""
+    if text[:1] == "[":
+        close = text.find("]") + 1
+        host, port_text = text[:close], text[close:]
+        if not _IPV6.fullmatch(host):
+            raise bad(where, whole, f"bad IPv6 reference {host!r}")
+        if port_text:
+            if port_text[0] != ":":
+                raise bad(where, whole, "junk after IPv6 reference")
+            port_text = port_text[1:]
+        else:
+            return host, None
+    else:
+        host, colon, port_text = text.partition(":")
+        if not _HOSTNAME.fullmatch(host) or host[0] == "-" or host[0] == ".":
+            raise bad(where, whole, f"bad host {host!r}")
+        if not colon:
+            return host, None
+    if port_text.isdigit() and port_text.isascii() and len(port_text) <= 5:
+        port = int(port_text)
+        if port <= 65535:
+            return host, port
+    raise bad(where, whole, f"bad port {port_text!r}")
 
 
 def get_param(params: Params, name: str) -> str | None:

@@ -97,6 +97,13 @@ class Headers:
                 return value
         return default
 
+    def _first(self, key: str) -> str | None:
+        """The first field value for lower-case canonical `key` of a non-list header."""
+        for field in self._fields:
+            if field[0] == key:
+                return field[2]
+        return None
+
     def get_all(self, name: str) -> list[str]:
         """Every value of header `name` in order; comma lists split where RFC 3261 allows."""
         key = CANONICAL.get(name.lower(), name).lower()

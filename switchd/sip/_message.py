@@ -1,17 +1,17 @@
 """Request and Response, with typed header accessors parsed on first use.
 
 Strategy: the parser only splits header lines; a header's grammar is parsed the first time its
-accessor is read, and the result is cached in the `Headers` (any change to the headers drops the
-cache). A malformed header therefore raises RemoteProtocolError from its accessor, naming the
+accessor is read. The headers every message needs (Via, From, To, Call-ID, CSeq, Contact,
+Max-Forwards) are cached in the `Headers` (any change to the headers drops the cache); the
+rarer ones are parsed on every read. A malformed header therefore raises RemoteProtocolError from its accessor, naming the
 header; `switchd.sip.parse_message` and `Connection` read the headers every transaction needs
 (Via, From, To, Call-ID, CSeq) before handing a message out, so those never raise afterwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any
 
 from ._address import NameAddr, parse_name_addr
 from ._auth import Challenge, Credentials, parse_challenge, parse_credentials
@@ -25,7 +25,7 @@ from ._via import Via, parse_via
 
 __all__ = ["Request", "Response"]
 
-T = TypeVar("T")
+_UNSET: Any = object()
 
 
 def _missing(name: str) -> RemoteProtocolError:
@@ -33,21 +33,17 @@ def _missing(name: str) -> RemoteProtocolError:
 
 
 class _Accessors:
-    """Typed views of the headers shared by Request and Response."""
+    """Typed views of the headers shared by Request and Response.
+
+    Each accessor parses its header on first use and caches the result in ``headers._cache``
+    (keyed by the lower-case header name), which any change to the headers clears.
+    """
 
     __slots__ = ()
     headers: Headers
 
-    def _cached(self, key: str, compute: Callable[[], T]) -> T:
-        cache = self.headers._cache
-        try:
-            value: T = cache[key]
-        except KeyError:
-            value = cache[key] = compute()
-        return value
-
-    def _required(self, name: str) -> str:
-        value = self.headers.get(name)
+    def _required(self, key: str, name: str) -> str:
+        value = self.headers._first(key)
         if value is None:
             raise _missing(name)
         return value
@@ -55,39 +51,53 @@ class _Accessors:
     @property
     def call_id(self) -> str:
         """Call-ID (RFC 3261 §20.8); RemoteProtocolError when missing or not a single word."""
-        return self._cached("Call-ID", self._parse_call_id)
-
-    def _parse_call_id(self) -> str:
-        value = self._required("Call-ID")
-        if not value or " " in value or "\t" in value:
-            raise RemoteProtocolError(f"malformed Call-ID {value!r}", reason="Bad Call-ID")
+        cache = self.headers._cache
+        value: str | None = cache.get("call-id")
+        if value is None:
+            value = self._required("call-id", "Call-ID")
+            if " " in value or "\t" in value:
+                raise RemoteProtocolError(f"malformed Call-ID {value!r}", reason="Bad Call-ID")
+            cache["call-id"] = value
         return value
 
     @property
     def cseq(self) -> CSeq:
         """CSeq (RFC 3261 §20.16)."""
-        return self._cached("CSeq", lambda: parse_cseq(self._required("CSeq")))
+        cache = self.headers._cache
+        value: CSeq | None = cache.get("cseq")
+        if value is None:
+            value = cache["cseq"] = parse_cseq(self._required("cseq", "CSeq"))
+        return value
 
     @property
     def from_(self) -> NameAddr:
         """From (RFC 3261 §20.20); its `.tag` is the remote/local tag of a dialog."""
-        return self._cached("From", lambda: parse_name_addr(self._required("From"), "From"))
+        cache = self.headers._cache
+        value: NameAddr | None = cache.get("from")
+        if value is None:
+            value = cache["from"] = parse_name_addr(self._required("from", "From"), "From")
+        return value
 
     @property
     def to(self) -> NameAddr:
         """To (RFC 3261 §20.39)."""
-        return self._cached("To", lambda: parse_name_addr(self._required("To"), "To"))
+        cache = self.headers._cache
+        value: NameAddr | None = cache.get("to")
+        if value is None:
+            value = cache["to"] = parse_name_addr(self._required("to", "To"), "To")
+        return value
 
     @property
     def vias(self) -> list[Via]:
         """Every Via value, topmost first (RFC 3261 §20.42); RemoteProtocolError when none."""
-        return self._cached("Via", self._parse_vias)
-
-    def _parse_vias(self) -> list[Via]:
-        values = self.headers.get_all("Via")
-        if not values:
-            raise _missing("Via")
-        return [parse_via(v) for v in values]
+        cache = self.headers._cache
+        value: list[Via] | None = cache.get("via")
+        if value is None:
+            values = self.headers.get_all("Via")
+            if not values:
+                raise _missing("Via")
+            value = cache["via"] = [parse_via(v) for v in values]
+        return value
 
     @property
     def top_via(self) -> Via:
@@ -101,13 +111,15 @@ class _Accessors:
         ``Contact: *`` is legal only in a REGISTER that removes all bindings; check
         `contact_is_star` first where that is acceptable.
         """
-        return self._cached("Contact", self._parse_contact)
-
-    def _parse_contact(self) -> list[NameAddr]:
-        values = self.headers.get_all("Contact")
-        if values == ["*"]:
-            raise RemoteProtocolError("Contact: * where an address is required", reason="Bad Contact")
-        return [parse_name_addr(v, "Contact") for v in values]
+        cache = self.headers._cache
+        value: list[NameAddr] | None = cache.get("contact")
+        if value is None:
+            values = self.headers.get_all("Contact")
+            if values == ["*"]:
+                raise RemoteProtocolError("Contact: * where an address is required",
+                                          reason="Bad Contact")
+            value = cache["contact"] = [parse_name_addr(v, "Contact") for v in values]
+        return value
 
     @property
     def contact_is_star(self) -> bool:
@@ -117,42 +129,40 @@ class _Accessors:
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards (RFC 3261 §20.22, 0..255), None when absent."""
-        return self._cached("Max-Forwards", self._parse_max_forwards)
-
-    def _parse_max_forwards(self) -> int | None:
-        value = self.headers.get("Max-Forwards")
-        if value is None:
-            return None
-        if not value.isdigit() or not value.isascii() or int(value) > 255:
-            raise RemoteProtocolError(f"malformed Max-Forwards {value!r}", reason="Bad Max-Forwards")
-        return int(value)
+        cache = self.headers._cache
+        value: int | None = cache.get("max-forwards", _UNSET)
+        if value is _UNSET:
+            text = self.headers._first("max-forwards")
+            if text is None:
+                value = None
+            elif text.isdigit() and text.isascii() and int(text) <= 255:
+                value = int(text)
+            else:
+                raise RemoteProtocolError(f"malformed Max-Forwards {text!r}",
+                                          reason="Bad Max-Forwards")
+            cache["max-forwards"] = value
+        return value
 
     @property
     def content_type(self) -> str | None:
         """Content-Type as written (``application/sdp``), None when absent."""
-        return self.headers.get("Content-Type")
+        return self.headers._first("content-type")
 
     @property
     def routes(self) -> list[NameAddr]:
         """Route values, topmost first (empty when absent)."""
-        return self._cached("Route", lambda: self._addresses("Route"))
+        return [parse_name_addr(v, "Route") for v in self.headers.get_all("Route")]
 
     @property
     def record_routes(self) -> list[NameAddr]:
         """Record-Route values, topmost first (empty when absent)."""
-        return self._cached("Record-Route", lambda: self._addresses("Record-Route"))
-
-    def _addresses(self, name: str) -> list[NameAddr]:
-        return [parse_name_addr(v, name) for v in self.headers.get_all(name)]
+        return [parse_name_addr(v, "Record-Route") for v in self.headers.get_all("Record-Route")]
 
     @property
     def retry_after(self) -> RetryAfter | None:
         """Retry-After (RFC 3261 §20.33), None when absent."""
-        return self._cached("Retry-After", self._parse_retry_after)
-
-    def _parse_retry_after(self) -> RetryAfter | None:
-        value = self.headers.get("Retry-After")
-        return None if value is None else parse_retry_after(value)
+        text = self.headers._first("retry-after")
+        return None if text is None else parse_retry_after(text)
 
     @property
     def www_authenticate(self) -> list[Challenge]:

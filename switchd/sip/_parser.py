@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ._codes import method_of
+from ._codes import KNOWN_METHODS, method_of
 from ._errors import RemoteProtocolError
 from ._grammar import TOKEN
 from ._headers import CANONICAL, Field, Headers
@@ -29,7 +29,9 @@ _STATUS_LINE = re.compile(r"([Ss][Ii][Pp]/[0-9]+\.[0-9]+) ([1-6][0-9][0-9]) ([^\
 # Something that is trying to be a SIP start line but is malformed: answerable with a 400.
 _SIPISH = re.compile(r"\S+\s+.*[Ss][Ii][Pp]/[0-9]|[Ss][Ii][Pp]/[0-9]")
 # lower-case name → (lower-case canonical, canonical) for known headers and compact forms.
+# Keyed by the lower-case and by the canonical spelling, so the usual spelling needs no lower().
 _KNOWN: dict[str, tuple[str, str]] = {k: (v.lower(), v) for k, v in CANONICAL.items()}
+_KNOWN.update({v: (v.lower(), v) for v in CANONICAL.values()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,18 @@ def _start_line(line: str) -> tuple[Request | Response, RemoteProtocolError | No
 
     Raises RemoteProtocolError(framing_lost=True) when `line` is not a SIP start line at all.
     """
+    # The common case first: "METHOD sip:uri SIP/2.0" with known method and single spaces.
+    method, _, rest = line.partition(" ")
+    known = KNOWN_METHODS.get(method)
+    if known is not None:
+        uri_text, _, version = rest.partition(" ")
+        if version == "SIP/2.0":
+            try:
+                return Request(known, parse_uri(uri_text, "Request-URI"), Headers._from_fields([])), None
+            except RemoteProtocolError as exc:
+                request = Request(known, SipUri(), Headers._from_fields([]))
+                exc.partial = request
+                return request, exc
     if line[:4].upper() == "SIP/":
         m = _STATUS_LINE.fullmatch(line)
         if m is not None:
@@ -107,6 +121,18 @@ def _version_error(version: str, message: Request | Response) -> RemoteProtocolE
     )
 
 
+def _long_line(lines: list[str], limits: Limits) -> RemoteProtocolError | None:
+    for index, line in enumerate(lines):
+        if len(line) > limits.max_line_length:
+            return RemoteProtocolError(
+                f"line {index + 1} of the head is {len(line)} characters, over max_line_length="
+                f"{limits.max_line_length}",
+                reason="Line Too Long",
+                limit="max_line_length",
+            )
+    return None
+
+
 def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
     """Parse `head` (start line and header lines, without the blank line that ends them).
 
@@ -117,18 +143,18 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
     lines = head.split("\r\n")
     message, error = _start_line(lines[0])
     fields: list[Field] = message.headers._fields
-    long_lines = len(head) > limits.max_line_length
-    folded = "\r\n " in head or "\r\n\t" in head
+    append = fields.append
+    known_get = _KNOWN.get
+    if len(head) > limits.max_line_length:
+        error = _long_line(lines, limits) or error
     for index in range(1, len(lines)):
         line = lines[index]
-        if long_lines and len(line) > limits.max_line_length and error is None:
-            error = RemoteProtocolError(
-                f"header line {index} is {len(line)} characters, over max_line_length="
-                f"{limits.max_line_length}",
-                reason="Header Line Too Long",
-                limit="max_line_length",
-            )
-        if folded and line[:1] in (" ", "\t"):
+        name, colon, value = line.partition(":")
+        known = known_get(name)
+        if known is not None and colon:  # fast path: a known header spelt as usual
+            append((known[0], known[1], value.strip(), None))
+            continue
+        if line[:1] == " " or line[:1] == "\t":  # RFC 3261 §7.3.1: folded onto the previous line
             if not fields:
                 error = error or RemoteProtocolError(
                     f"continuation line {line[:80]!r} before any header", reason="Bad Header"
@@ -138,18 +164,17 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
             fields[-1] = (key, name, f"{value} {line.strip()}".strip(),
                           None if raw is None else f"{raw}\r\n{line}")
             continue
-        name, colon, value = line.partition(":")
         if not colon:
             error = error or RemoteProtocolError(
                 f"header line without ':' {line[:80]!r}", reason="Bad Header"
             )
             continue
         name = name.rstrip(" \t")
-        known = _KNOWN.get(name.lower())
+        known = known_get(name.lower())
         if known is not None:
-            fields.append((known[0], known[1], value.strip(" \t"), None))
+            append((known[0], known[1], value.strip(), None))
         elif TOKEN.fullmatch(name):
-            fields.append((name.lower(), name, value.strip(" \t"), line))
+            append((name.lower(), name, value.strip(), line))
         else:
             error = error or RemoteProtocolError(f"bad header name {name[:80]!r}", reason="Bad Header")
     if len(fields) > limits.max_headers and error is None:

@@ -9,20 +9,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ._grammar import Params, bad, format_params, get_param, parse_params
+from ._grammar import (
+    Params,
+    bad,
+    format_params,
+    get_param,
+    new_instance,
+    parse_params,
+    slot_setters,
+    split_hostport,
+)
 
 __all__ = ["SipUri", "parse_uri"]
 
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+\-.]*):")
-# userinfo = ( user / telephone-subscriber ) [ ":" password ] "@"
-_USER = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+")
-_PASSWORD = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*")
-# hostport [ uri-parameters ] [ headers ]; host = hostname / IPv4address / IPv6reference
-_HOSTPORT = re.compile(
-    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?)(?::([0-9]{1,5}))?"
-    r"((?:;[^?]*)?)(?:\?(.*))?",
-    re.S,
-)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
+# Every character a SIP URI may hold: unreserved, reserved, escapes, IPv6 brackets.
+_URI_CHARS = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/:@%\[\]]+")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _HEADER_PART = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|%[0-9A-Fa-f]{2})*")
 _OPAQUE = re.compile(r"[^\x00-\x20\x7f<>\"]+")
 
@@ -72,44 +75,42 @@ class SipUri:
         return "".join(parts)
 
 
+_set_scheme, _set_user, _set_password, _set_host, _set_port, _set_params, _set_headers, _set_opaque = (
+    slot_setters(SipUri, "scheme", "user", "password", "host", "port", "params", "headers", "opaque")
+)
+
+
 def parse_uri(text: str, where: str = "URI") -> SipUri:
     """Parse `text` as a URI; raises RemoteProtocolError(400, "Bad <where>") when malformed."""
-    m = _SCHEME.match(text)
-    if m is None:
-        raise bad(where, text, "no scheme")
-    scheme = m.group(1).lower()
-    rest = text[m.end():]
+    scheme, colon, rest = text.partition(":")
     if scheme != "sip" and scheme != "sips":
-        if not _OPAQUE.fullmatch(rest):
-            raise bad(where, text)
-        return SipUri(scheme=scheme, opaque=rest)
+        lowered = scheme.lower()
+        if not colon or not _SCHEME.fullmatch(scheme):
+            raise bad(where, text, "no scheme")
+        if lowered != "sip" and lowered != "sips":
+            if not _OPAQUE.fullmatch(rest):
+                raise bad(where, text)
+            return SipUri(scheme=lowered, opaque=rest)
+        scheme = lowered
+    if not _URI_CHARS.fullmatch(rest):
+        raise bad(where, text, "character not allowed in a SIP URI")
+    if "%" in rest and _BAD_ESCAPE.search(rest):
+        raise bad(where, text, "bad %-escape")
     user: str | None = None
     password: str | None = None
     if "@" in rest:
         userinfo, _, rest = rest.partition("@")
         user, colon, pw = userinfo.partition(":")
-        if not _USER.fullmatch(user):
+        # user: unreserved / escaped / user-unreserved; password: no ';' '?' '/'
+        if not user or "[" in userinfo or "]" in userinfo or "@" in rest:
             raise bad(where, text, "bad user part")
         if colon:
-            if not _PASSWORD.fullmatch(pw):
+            if ";" in pw or "?" in pw or "/" in pw or ":" in pw:
                 raise bad(where, text, "bad password")
             password = pw
-    hp = _HOSTPORT.fullmatch(rest)
-    if hp is None:
-        raise bad(where, text, "bad host or port")
-    host, port_text, params_text, headers_text = hp.groups()
-    port = None
-    if port_text is not None:
-        port = int(port_text)
-        if port > 65535:
-            raise bad(where, text, f"port {port} out of range")
-    params: Params = ()
-    if params_text:
-        if '"' in params_text:
-            raise bad(where, text, "quote in uri-parameters")
-        params = parse_params(params_text, where)
     headers: tuple[tuple[str, str], ...] = ()
-    if headers_text is not None:
+    if "?" in rest:
+        rest, _, headers_text = rest.partition("?")
         pairs = []
         for item in headers_text.split("&"):
             name, eq, value = item.partition("=")
@@ -117,4 +118,16 @@ def parse_uri(text: str, where: str = "URI") -> SipUri:
                 raise bad(where, text, f"bad URI header {item!r}")
             pairs.append((name, value))
         headers = tuple(pairs)
-    return SipUri(scheme, user, password, host, port, params, headers)
+    hostport, semi, params_text = rest.partition(";")
+    host, port = split_hostport(hostport, where, text)
+    params = parse_params(semi + params_text, where) if semi else ()
+    uri = new_instance(SipUri)
+    _set_scheme(uri, scheme)
+    _set_user(uri, user)
+    _set_password(uri, password)
+    _set_host(uri, host)
+    _set_port(uri, port)
+    _set_params(uri, params)
+    _set_headers(uri, headers)
+    _set_opaque(uri, None)
+    return uri

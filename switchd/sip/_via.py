@@ -9,7 +9,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ._grammar import Params, bad, format_params, get_param, parse_params
+from ._grammar import (
+    Params,
+    bad,
+    format_params,
+    get_param,
+    new_instance,
+    parse_params,
+    slot_setters,
+    split_hostport,
+)
 
 __all__ = ["Via", "parse_via"]
 
@@ -66,17 +75,38 @@ class Via:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
+_set_transport, _set_host, _set_port, _set_params, _set_protocol = slot_setters(
+    Via, "transport", "host", "port", "params", "protocol"
+)
+
+
 def parse_via(text: str) -> Via:
     """Parse one Via value (already split from its comma list); RemoteProtocolError when malformed."""
-    m = _VIA.fullmatch(text)
-    if m is None:
-        raise bad("Via", text)
-    name, version, transport, host, port_text, params_text = m.groups()
-    port = None
-    if port_text is not None:
-        port = int(port_text)
-        if port > 65535:
-            raise bad("Via", text, f"port {port} out of range")
-    params = parse_params(params_text, "Via") if params_text else ()
-    protocol = "SIP/2.0" if name == "SIP" and version == "2.0" else f"{name}/{version}"
-    return Via(transport.upper(), host, port, params, protocol)
+    sent_protocol, _, rest = text.partition(" ")
+    if sent_protocol == "SIP/2.0/TCP" or sent_protocol == "SIP/2.0/UDP":  # the common case
+        protocol, transport = "SIP/2.0", sent_protocol[8:]
+        rest = rest.lstrip(" \t")
+    else:
+        m = _VIA.fullmatch(text)
+        if m is None:
+            raise bad("Via", text)
+        name, version, transport, host, port_text, params_text = m.groups()
+        port = None
+        if port_text is not None:
+            port = int(port_text)
+            if port > 65535:
+                raise bad("Via", text, f"port {port} out of range")
+        params = parse_params(params_text, "Via") if params_text else ()
+        protocol = "SIP/2.0" if name == "SIP" and version == "2.0" else f"{name}/{version}"
+        return Via(transport.upper(), host, port, params, protocol)
+    sent_by, semi, params_text = rest.partition(";")
+    if " " in sent_by or "\t" in sent_by:
+        sent_by = sent_by.replace(" ", "").replace("\t", "")  # LWS around ':' (RFC 3261 §20.42)
+    host, port = split_hostport(sent_by, "Via", text)
+    via = new_instance(Via)
+    _set_transport(via, transport)
+    _set_host(via, host)
+    _set_port(via, port)
+    _set_params(via, parse_params(semi + params_text, "Via") if semi else ())
+    _set_protocol(via, protocol)
+    return via

@@ -1,0 +1,134 @@
+"""Benchmark of switchd.sip: parse an INVITE and read what a proxy needs; serialise a 200 OK.
+
+Same-run baseline: h11 parsing an HTTP request of about the same size and header count.
+Run: /work/venv/bin/python bench/sip_bench.py   (takes a few seconds)
+"""
+
+from __future__ import annotations
+
+import sys
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import h11  # noqa: E402
+
+from switchd.sip import Connection, Request, Response, parse_message, serialize  # noqa: E402
+
+SDP = (
+    b"v=0\r\n"
+    b"o=alice 2890844526 2890844526 IN IP4 client.atlanta.example.com\r\n"
+    b"s=Session SDP\r\n"
+    b"c=IN IP4 192.0.2.101\r\n"
+    b"t=0 0\r\n"
+    b"m=audio 49172 RTP/AVP 0 8 101\r\n"
+    b"a=rtpmap:0 PCMU/8000\r\n"
+    b"a=rtpmap:8 PCMA/8000\r\n"
+    b"a=rtpmap:101 telephone-event/8000\r\n"
+    b"a=fmtp:101 0-15\r\n"
+    b"a=sendrecv\r\n"
+)
+
+# 11 headers, like SIPp's uac scenario sends.
+INVITE = (
+    b"INVITE sip:+15551234567@switch.example.com:5060 SIP/2.0\r\n"
+    b"Via: SIP/2.0/TCP 192.0.2.101:5060;branch=z9hG4bK-3184-1-0;rport\r\n"
+    b"From: \"Alice\" <sip:alice@atlanta.example.com:5060>;tag=3184SIPpTag001\r\n"
+    b"To: <sip:+15551234567@switch.example.com:5060>\r\n"
+    b"Call-ID: 1-3184@192.0.2.101\r\n"
+    b"CSeq: 1 INVITE\r\n"
+    b"Contact: <sip:alice@192.0.2.101:5060;transport=tcp>\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"Subject: Performance Test\r\n"
+    b"User-Agent: SIPp/3.7.3\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Content-Length: " + str(len(SDP)).encode() + b"\r\n"
+    b"\r\n" + SDP
+)
+
+HTTP = (
+    b"POST /calls/+15551234567 HTTP/1.1\r\n"
+    b"Host: switch.example.com:5060\r\n"
+    b"X-Via: SIP/2.0/TCP 192.0.2.101:5060;branch=z9hG4bK-3184-1-0;rport\r\n"
+    b"X-From: \"Alice\" <sip:alice@atlanta.example.com:5060>;tag=3184SIPpTag001\r\n"
+    b"X-To: <sip:+15551234567@switch.example.com:5060>\r\n"
+    b"X-Call-ID: 1-3184@192.0.2.101\r\n"
+    b"X-CSeq: 1 INVITE\r\n"
+    b"X-Contact: <sip:alice@192.0.2.101:5060;transport=tcp>\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"User-Agent: SIPp/3.7.3\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Content-Length: " + str(len(SDP)).encode() + b"\r\n"
+    b"\r\n" + SDP
+)
+
+
+def parse_invite_and_read_proxy_headers() -> None:
+    """What a proxy does with an INVITE: frame it, then read the transaction/dialog headers."""
+    connection = Connection()
+    connection.receive_data(INVITE)
+    request = connection.next_event()
+    assert isinstance(request, Request)
+    request.top_via.branch
+    request.from_.tag
+    request.to.tag
+    request.call_id
+    request.cseq
+    request.max_forwards
+    request.contact[0].uri
+
+
+def parse_http_with_h11() -> None:
+    connection = h11.Connection(h11.SERVER)
+    connection.receive_data(HTTP)
+    request = connection.next_event()
+    data = connection.next_event()
+    assert isinstance(request, h11.Request) and isinstance(data, h11.Data)
+
+
+OK = parse_message(
+    b"SIP/2.0 200 OK\r\n"
+    b"Via: SIP/2.0/TCP 192.0.2.101:5060;branch=z9hG4bK-3184-1-0;received=192.0.2.101;rport=5060\r\n"
+    b"From: \"Alice\" <sip:alice@atlanta.example.com:5060>;tag=3184SIPpTag001\r\n"
+    b"To: <sip:+15551234567@switch.example.com:5060>;tag=sw-8f3a2c\r\n"
+    b"Call-ID: 1-3184@192.0.2.101\r\n"
+    b"CSeq: 1 INVITE\r\n"
+    b"Contact: <sip:switch@192.0.2.1:5060;transport=tcp>\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Content-Length: " + str(len(SDP)).encode() + b"\r\n"
+    b"\r\n" + SDP
+)
+
+
+def serialise_200_ok() -> None:
+    assert isinstance(OK, Response)
+    serialize(OK)
+
+
+def per_call(function: Callable[[], None], number: int) -> float:
+    """Best-of-7 seconds per call (the minimum is the least disturbed by other processes)."""
+    return min(timeit.repeat(function, number=number, repeat=7)) / number
+
+
+def main() -> None:
+    assert len(INVITE) - 80 <= len(HTTP) <= len(INVITE) + 80
+    parse_invite_and_read_proxy_headers()
+    parse_http_with_h11()
+    n = 3000
+    # Interleave so both see the same machine load.
+    sip = per_call(parse_invite_and_read_proxy_headers, n)
+    http = per_call(parse_http_with_h11, n)
+    sip = min(sip, per_call(parse_invite_and_read_proxy_headers, n))
+    http = min(http, per_call(parse_http_with_h11, n))
+    out = per_call(serialise_200_ok, n)
+    print(f"INVITE: {len(INVITE)} bytes, 11 headers; HTTP request: {len(HTTP)} bytes, 11 headers")
+    print(f"parse INVITE + read proxy headers : {sip * 1e6:7.2f} us")
+    print(f"h11 parse of the HTTP request     : {http * 1e6:7.2f} us   (baseline)")
+    print(f"ratio sip / h11                   : {sip / http:7.2f}     (target <= 0.50)")
+    print(f"serialise a 200 OK ({len(serialize(OK))} bytes)   : {out * 1e6:7.2f} us   (target <= 10 us)")
+
+
+if __name__ == "__main__":
+    main()
