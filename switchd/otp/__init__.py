@@ -10,6 +10,7 @@ unregister; join, leave, members, dispatch. Reports: Report, ReportKind, set_rep
 Errors: OTPError and its subclasses (see ``_errors``).
 """
 
+from ._application import Application, run, run_async
 from ._call import Caller, call, cast, reply
 from ._child_spec import (
     BRUTAL_KILL, BrutalKill, ChildCounts, ChildInfo, ChildSpec, ChildType, Restart, Strategy,
@@ -23,6 +24,7 @@ from ._event_manager import (
     EventHandler, EventManager, add_handler, call_handler, delete_handler, notify, sync_notify, which_handlers,
 )
 from ._gen_server import GenServer, NoReply, Reply, Stop
+from ._introspection import ProcessInfo, TreeNode, process_info, processes, tree
 from ._messages import Process, cancel_timer, demonitor, monitor, receive, self_pid, send, send_after
 from ._pid import Down, ExitReason, MonitorRef, Pid, TimerRef
 from ._registry import dispatch, join, leave, members, register, unregister, whereis
@@ -38,17 +40,19 @@ from ._state_machine import (
 from ._sys import change_code, get_state, replace_state, resume, stop, suspend
 
 __all__ = [  # sorted; tests/test_exports.py checks it
-    "Action", "AlreadyRegistered", "BRUTAL_KILL", "BrutalKill", "CAST", "Call", "CallTimeout",
-    "Caller", "ChildCounts", "ChildInfo", "ChildSpec", "ChildType", "Down", "DynamicSupervisor",
-    "EVENT_TIMEOUT", "Enter", "Event", "EventHandler", "EventManager", "EventTimeout", "EventType",
-    "ExitReason", "GenServer", "GenericTimeout", "INFO", "INTERNAL", "KeepState", "MaxChildren",
-    "MonitorRef", "NextEvent", "NextState", "NoProcess", "NoReply", "NotABehaviour", "OTPError", "Pid",
-    "Postpone", "Process", "ReceiveTimeout", "Reply", "ReplyAction", "Report", "ReportHandler",
-    "ReportKind", "Restart", "STATE_TIMEOUT", "ServerExited", "StateMachine", "StateTimeout", "Stop",
-    "Strategy", "Supervisor", "SupervisorFlags", "SupervisorGaveUp", "TimerRef", "add_handler", "call",
+    "Action", "AlreadyRegistered", "Application", "BRUTAL_KILL", "BrutalKill", "CAST", "Call",
+    "CallTimeout", "Caller", "ChildCounts", "ChildInfo", "ChildSpec", "ChildType", "Down",
+    "DynamicSupervisor", "EVENT_TIMEOUT", "Enter", "Event", "EventHandler", "EventManager",
+    "EventTimeout", "EventType", "ExitReason", "GenServer", "GenericTimeout", "INFO", "INTERNAL",
+    "KeepState", "MaxChildren", "MonitorRef", "NextEvent", "NextState", "NoProcess", "NoReply",
+    "NotABehaviour", "OTPError", "Pid", "Postpone", "Process", "ProcessInfo", "ReceiveTimeout",
+    "Reply", "ReplyAction", "Report", "ReportHandler", "ReportKind", "Restart", "STATE_TIMEOUT",
+    "ServerExited", "StateMachine", "StateTimeout", "Stop", "Strategy", "Supervisor",
+    "SupervisorFlags", "SupervisorGaveUp", "TimerRef", "TreeNode", "add_handler", "call",
     "call_handler", "cancel_timer", "cast", "change_code", "count_children", "delete_child",
     "delete_handler", "demonitor", "dispatch", "get_state", "join", "leave", "members", "monitor",
-    "notify", "receive", "register", "replace_state", "reply", "restart_child", "resume", "self_pid",
-    "send", "send_after", "set_report_handler", "start_child", "stop", "suspend", "sync_notify",
-    "terminate_child", "unregister", "whereis", "which_children", "which_handlers",
+    "notify", "process_info", "processes", "receive", "register", "replace_state", "reply",
+    "restart_child", "resume", "run", "run_async", "self_pid", "send", "send_after",
+    "set_report_handler", "start_child", "stop", "suspend", "sync_notify", "terminate_child", "tree",
+    "unregister", "whereis", "which_children", "which_handlers",
 ]

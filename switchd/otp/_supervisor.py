@@ -174,6 +174,11 @@ class _Core:
             except SupervisorGaveUp as exc:
                 return exc
 
+    def format_status(self) -> str:
+        running = sum(1 for c in self.children.values() if c.pid is not None)
+        kind = "dynamic" if self.dynamic else str(self.flags.strategy)
+        return f"{kind}, {running}/{len(self.children)} children running"
+
     # -- starting and stopping children ---------------------------------------------------------
 
     def _add(self, spec: ChildSpec) -> _Child:
