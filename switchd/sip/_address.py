@@ -8,7 +8,6 @@ form) everything after the first ``;`` belongs to the header.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ._grammar import Params, bad, format_params, get_param, new_instance, parse_params, slot_setters
 from ._uri import SipUri, parse_uri
@@ -20,13 +19,35 @@ _TOKENS = re.compile(r"[A-Za-z0-9\-.!%*_+`'~ \t]+")
 _ESCAPED = re.compile(r"\\(.)", re.S)
 
 
-@dataclass(frozen=True, slots=True)
 class NameAddr:
-    """An address with an optional display name and header parameters (``;tag=``, ``;expires=``)."""
+    """An address with an optional display name and header parameters (``;tag=``, ``;expires=``).
 
+    An immutable value, like a frozen dataclass: ``NameAddr(display_name, uri, params=())``,
+    compared and hashed by those three fields. When parsed from a header, the URI is kept as
+    text and parsed on the first read of `.uri` (reading a tag needs no URI), so `.uri` raises
+    RemoteProtocolError for a malformed URI in a parsed header.
+    """
+
+    __slots__ = ("display_name", "params", "_uri", "_where")
     display_name: str | None
-    uri: SipUri
-    params: Params = ()
+    params: Params
+    _uri: SipUri | str
+    _where: str
+
+    def __init__(self, display_name: str | None, uri: SipUri, params: Params = ()) -> None:
+        _set_display_name(self, display_name)
+        _set_uri(self, uri)
+        _set_params(self, params)
+        _set_where(self, "address")
+
+    @property
+    def uri(self) -> SipUri:
+        """The address's URI (parsed on first read when it came from a header)."""
+        uri = self._uri
+        if isinstance(uri, str):
+            uri = parse_uri(uri, self._where)
+            _set_uri(self, uri)
+        return uri
 
     @property
     def tag(self) -> str | None:
@@ -42,6 +63,20 @@ class NameAddr:
         params = tuple(p for p in self.params if p[0].lower() != "tag") + (("tag", tag),)
         return NameAddr(self.display_name, self.uri, params)
 
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"NameAddr is immutable: cannot set {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NameAddr):
+            return NotImplemented
+        return (self.display_name, self.uri, self.params) == (other.display_name, other.uri, other.params)
+
+    def __hash__(self) -> int:
+        return hash((self.display_name, self.uri, self.params))
+
+    def __repr__(self) -> str:
+        return f"NameAddr(display_name={self.display_name!r}, uri={self.uri!r}, params={self.params!r})"
+
     def __str__(self) -> str:
         params = format_params(self.params)
         if self.display_name is None:
@@ -50,7 +85,9 @@ class NameAddr:
         return f'"{escaped}" <{self.uri}>{params}'
 
 
-_set_display_name, _set_uri, _set_params = slot_setters(NameAddr, "display_name", "uri", "params")
+_set_display_name, _set_uri, _set_params, _set_where = slot_setters(
+    NameAddr, "display_name", "_uri", "params", "_where"
+)
 
 
 def parse_name_addr(text: str, where: str = "address") -> NameAddr:
@@ -80,12 +117,15 @@ def parse_name_addr(text: str, where: str = "address") -> NameAddr:
     gt = rest.find(">")
     if gt < 0:
         raise bad(where, text, "no '>' closing the address")
-    uri = parse_uri(rest[1:gt].strip(" \t"), where)
+    uri_text = rest[1:gt].strip(" \t")
+    if not uri_text:
+        raise bad(where, text, "empty URI")
     params_text = rest[gt + 1:]
     address = new_instance(NameAddr)
     _set_display_name(address, display)
-    _set_uri(address, uri)
+    _set_uri(address, uri_text)  # parsed on first read of .uri
     _set_params(address, parse_params(params_text, where) if params_text else ())
+    _set_where(address, where)
     return address
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ._codes import Method, method_of
-from ._grammar import bad
+from ._codes import KNOWN_METHODS, Method, method_of
+from ._grammar import bad, new_instance, slot_setters
 
 __all__ = ["CSeq", "parse_cseq"]
 
@@ -24,12 +24,24 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+_set_seq, _set_method = slot_setters(CSeq, "seq", "method")
+
+
 def parse_cseq(text: str) -> CSeq:
     """Parse a CSeq value; RemoteProtocolError(400, "Bad CSeq") when malformed or too large."""
-    m = _CSEQ.fullmatch(text)
-    if m is None:
-        raise bad("CSeq", text)
-    seq = int(m.group(1))
+    seq_text, _, method_text = text.partition(" ")
+    method: Method | str | None = KNOWN_METHODS.get(method_text)
+    if method is not None and seq_text.isdigit() and seq_text.isascii() and len(seq_text) <= 10:
+        seq = int(seq_text)  # the common case: "1 INVITE"
+    else:
+        m = _CSEQ.fullmatch(text)
+        if m is None:
+            raise bad("CSeq", text)
+        seq = int(m.group(1))
+        method = method_of(m.group(2))
     if seq >= 2**31:
         raise bad("CSeq", text, "sequence number must be below 2**31")
-    return CSeq(seq, method_of(m.group(2)))
+    cseq = new_instance(CSeq)
+    _set_seq(cseq, seq)
+    _set_method(cseq, method)
+    return cseq

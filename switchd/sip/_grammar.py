@@ -31,7 +31,6 @@ _PARAM = re.compile(
 )
 _HOSTNAME = re.compile(r"[A-Za-z0-9.\-]+")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
-_new = object.__new__
 
 
 def slot_setters(cls: type, *names: str) -> list[Callable[[object, object], None]]:
@@ -43,9 +42,8 @@ def slot_setters(cls: type, *names: str) -> list[Callable[[object, object], None
     return [cls.__dict__[name].__set__ for name in names]
 
 
-def new_instance(cls: type[T]) -> T:
-    """An uninitialised instance of `cls` (its slots are then set with `slot_setters`)."""
-    return _new(cls)
+new_instance: Callable[[type[T]], T] = object.__new__
+"""An uninitialised instance of a class (its slots are then set with `slot_setters`)."""
 
 
 def bad(where: str, text: str, detail: str = "") -> RemoteProtocolError:

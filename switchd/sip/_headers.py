@@ -104,6 +104,18 @@ class Headers:
                 return field[2]
         return None
 
+    def _all(self, key: str) -> list[str]:
+        """Every value of list header `key` (lower-case canonical), comma lists split."""
+        out: list[str] = []
+        for field in self._fields:
+            if field[0] == key:
+                value = field[2]
+                if "," in value:
+                    out.extend(split_comma(value))
+                elif value:
+                    out.append(value)
+        return out
+
     def get_all(self, name: str) -> list[str]:
         """Every value of header `name` in order; comma lists split where RFC 3261 allows."""
         key = CANONICAL.get(name.lower(), name).lower()

@@ -93,7 +93,7 @@ class _Accessors:
         cache = self.headers._cache
         value: list[Via] | None = cache.get("via")
         if value is None:
-            values = self.headers.get_all("Via")
+            values = self.headers._all("via")
             if not values:
                 raise _missing("Via")
             value = cache["via"] = [parse_via(v) for v in values]
@@ -114,7 +114,7 @@ class _Accessors:
         cache = self.headers._cache
         value: list[NameAddr] | None = cache.get("contact")
         if value is None:
-            values = self.headers.get_all("Contact")
+            values = self.headers._all("contact")
             if values == ["*"]:
                 raise RemoteProtocolError("Contact: * where an address is required",
                                           reason="Bad Contact")
@@ -124,7 +124,7 @@ class _Accessors:
     @property
     def contact_is_star(self) -> bool:
         """True for ``Contact: *`` (RFC 3261 §10.2.2)."""
-        return self.headers.get_all("Contact") == ["*"]
+        return self.headers._all("contact") == ["*"]
 
     @property
     def max_forwards(self) -> int | None:
