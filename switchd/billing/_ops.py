@@ -1,0 +1,139 @@
+"""Write operations: what a request becomes inside the store, and its spool (JSON) form.
+
+An Op is a kind and the CDR column values it writes, keyed by the CDR's idempotency key. The
+writer applies ops to the database; during an outage the spool keeps them as JSON lines and they
+are applied later, unchanged. Every op is idempotent (see _writer), so applying one twice is
+harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum, StrEnum
+from typing import Any
+
+from ._models import Cdr, CdrStatus, cdr_key
+from ._numbers import NumberingPlan, normalize_or_none
+from ._requests import CdrAnswer, CdrClose, CdrOpen, CdrProgress
+from ._types import Money, UtcDateTime, to_utc_ms
+
+
+class OpKind(StrEnum):
+    OPEN = "open"
+    PROGRESS = "progress"
+    ANSWER = "answer"
+    CLOSE = "close"
+
+
+LEG_FIELDS = ("b_call_id", "gateway", "route_id", "route_prefix", "b_attempts")
+PROGRESS_FIELDS = ("key", "progress_at", *LEG_FIELDS, "updated_at")
+ANSWER_FIELDS = ("key", "answer_at", "a_to_tag", *LEG_FIELDS, "updated_at")
+CLOSE_FIELDS = (
+    "key", "end_at", "answer_at", "disposition", "sip_code", "sip_reason", "hangup_cause", "hangup_by",
+    *LEG_FIELDS, "status", "updated_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One write: `kind` and the column values (always including "key")."""
+
+    kind: OpKind
+    values: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        key: str = self.values["key"]
+        return key
+
+
+def _leg(request: CdrProgress | CdrAnswer | CdrClose) -> dict[str, Any]:
+    return {name: getattr(request, name) for name in LEG_FIELDS}
+
+
+def op_for(
+    request: CdrOpen | CdrProgress | CdrAnswer | CdrClose,
+    *,
+    node: str,
+    default_plan: str,
+    numbering: NumberingPlan,
+    now: datetime,
+) -> Op:
+    """The op that carries out `request` on this node."""
+    key = cdr_key(node, request.call_id, request.attempt)
+    match request:
+        case CdrOpen():
+            return Op(OpKind.OPEN, {
+                "key": key, "node": node, "call_id": request.call_id, "attempt": request.attempt,
+                "a_from_tag": request.a_from_tag, "a_to_tag": request.a_to_tag, "account": request.account,
+                "caller_raw": request.caller, "caller": normalize_or_none(request.caller, numbering),
+                "callee_raw": request.callee, "callee": normalize_or_none(request.callee, numbering),
+                "b_attempts": 0, "setup_at": to_utc_ms(request.setup_at),
+                "rate_plan": request.rate_plan or default_plan, "rated": False, "status": CdrStatus.OPEN,
+                "created_at": now, "updated_at": now,
+            })
+        case CdrProgress():
+            return Op(OpKind.PROGRESS, {"key": key, "progress_at": to_utc_ms(request.at), **_leg(request),
+                                        "updated_at": now})
+        case CdrAnswer():
+            return Op(OpKind.ANSWER, {"key": key, "answer_at": to_utc_ms(request.at), "a_to_tag": request.a_to_tag,
+                                      **_leg(request), "updated_at": now})
+        case CdrClose():
+            return Op(OpKind.CLOSE, {
+                "key": key, "end_at": to_utc_ms(request.end_at),
+                "answer_at": None if request.answer_at is None else to_utc_ms(request.answer_at),
+                "disposition": request.disposition, "sip_code": request.sip_code,
+                "sip_reason": request.sip_reason, "hangup_cause": request.hangup_cause,
+                "hangup_by": request.hangup_by, **_leg(request), "status": CdrStatus.CLOSED, "updated_at": now,
+            })
+    raise TypeError(f"billing: {request!r} is not a CDR request")
+
+
+def _json_value(value: object) -> object:
+    match value:
+        case datetime():
+            return value.isoformat()
+        case Enum():
+            return value.value
+        case Decimal():
+            return str(value)
+    return value
+
+
+def encode_op(op: Op) -> str:
+    """`op` as one line of JSON (no newline)."""
+    return json.dumps({"op": op.kind.value, "v": {k: _json_value(v) for k, v in op.values.items()}},
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def _decoder(column_name: str) -> Any:
+    column = Cdr.__table__.columns[column_name]
+    if isinstance(column.type, UtcDateTime):
+        return datetime.fromisoformat
+    if isinstance(column.type, Money):
+        return Decimal
+    enum_class = getattr(column.type, "enum_class", None)
+    return enum_class
+
+
+_DECODERS = {name: _decoder(name) for name in Cdr.__table__.columns.keys()}
+
+
+def decode_op(line: str) -> Op:
+    """The op encoded in `line`; ValueError (or a subclass) if it is not one."""
+    raw = json.loads(line)
+    if not isinstance(raw, dict) or not isinstance(raw.get("v"), dict):
+        raise ValueError(f"not a spooled op: {line[:80]!r}")
+    kind = OpKind(str(raw.get("op")))
+    values: dict[str, Any] = {}
+    for name, value in raw["v"].items():
+        if name not in _DECODERS:
+            raise ValueError(f"unknown CDR field {name!r} in spooled op")
+        decode = _DECODERS[name]
+        values[name] = value if value is None or decode is None else decode(value)
+    if not isinstance(values.get("key"), str):
+        raise ValueError("spooled op without a key")
+    return Op(kind, values)

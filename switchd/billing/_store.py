@@ -1,0 +1,428 @@
+"""BillingStore: the GenServer that owns the billing database, with group commit and a spool.
+
+Strategy:
+* Every CDR write is a deferred-reply call. `handle_call` turns the request into an op, queues it
+  with its Caller and, for the first op of a batch, sends itself a `_Flush`. Calls that arrive
+  meanwhile queue behind it in the mailbox, so by the time `_Flush` is handled they are all in
+  the batch: the batch is written in ONE transaction and every caller gets its reply only after
+  the commit. The busier the switch, the bigger the batches (group commit).
+* Blocking SQLAlchemy and file work runs in one writer thread at a time
+  (`trio.to_thread.run_sync(..., limiter=CapacityLimiter(1))`), never on the trio loop.
+* When the database fails, the batch (and every later one, to keep the order) goes to the spool
+  file, fsync'd before the reply; the call goes on. Every `retry_interval` seconds the store
+  tries again: migrate, load decks, replay the spool idempotently, then back to the database.
+* Recovery: the first time a store connects in a run of the daemon it closes this node's open
+  CDRs left by the previous run as `recovered`. A store restarted by its supervisor in the same
+  run does not: those CDRs belong to calls still in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+from sqlalchemy import Engine
+
+from switchd.otp import (
+    Caller,
+    ChildSpec,
+    ExitReason,
+    GenServer,
+    NoReply,
+    Pid,
+    Reply,
+    TimerRef,
+    call,
+    cancel_timer,
+    self_pid,
+    send,
+    send_after,
+)
+
+from ._db import open_engine, upgrade
+from ._decks import read_deck_file
+from ._errors import BillingError, MigrationError, StoreUnavailable, UnknownCdr
+from ._numbers import NumberingPlan
+from ._ops import Op, op_for
+from ._rating import RateDeck
+from ._requests import CdrAnswer, CdrClose, CdrOpen, CdrProgress
+from ._spool import Spool
+from ._writer import Writer
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+NAME = "billing"
+
+# (database URL, node) pairs whose open CDRs this run of the daemon has recovered already.
+_RECOVERED: trio.lowlevel.RunVar[set[tuple[str, str]]] = trio.lowlevel.RunVar("switchd_billing_recovered")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BillingStoreConfig:
+    """How a BillingStore runs.
+
+    ``url``: the SQLAlchemy database URL, "sqlite:///data/switchd.sqlite3".
+    ``node``: this node's name, written in every CDR and part of its idempotency key, "switchd".
+    ``spool_dir``: where CDR writes wait while the database is down (file `<node>.jsonl`), "data/cdr-spool".
+    ``default_plan``: the rate plan of a CdrOpen that names none, "default".
+    ``numbering``: how numbers are normalised to E.164, North America's by default.
+    ``rate_deck``: a deck file stored (replacing its plan's deck) at start, None.
+    ``deck_currency``: the currency of a CSV ``rate_deck`` (XML names its own), "USD".
+    ``migrate``: upgrade the schema to head at start, True.
+    ``recover``: close this node's CDRs left open by a previous run, at start, True.
+    ``max_batch``: the most ops one transaction takes, 1000.
+    ``retry_interval``: seconds between attempts to reach the database while spooling, 1.0.
+    """
+
+    url: str = "sqlite:///data/switchd.sqlite3"
+    node: str = "switchd"
+    spool_dir: Path = Path("data/cdr-spool")
+    default_plan: str = "default"
+    numbering: NumberingPlan = NumberingPlan()
+    rate_deck: Path | None = None
+    deck_currency: str = "USD"
+    migrate: bool = True
+    recover: bool = True
+    max_batch: int = 1000
+    retry_interval: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    """What the store is doing, for `switchd status` and the API."""
+
+    connected: bool  # the database answered the last write
+    spooling: bool  # writes go to the spool file
+    spooled_ops: int  # ops written to the spool since the last replay
+    written_ops: int  # ops committed to the database by this store
+    batches: int  # transactions committed by this store
+    recovered: int  # CDRs this store closed as recovered at start
+    plans: tuple[str, ...]  # rate plans in memory
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadRates:
+    """Request: read a deck file and make it its plan's deck (see `reload_rates`)."""
+
+    path: Path
+    plan: str | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetRates:
+    """Request: make `deck` its plan's deck (see `set_rates`)."""
+
+    deck: RateDeck
+
+
+@dataclass(frozen=True, slots=True)
+class _Status:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Flush:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    pass
+
+
+@dataclass(slots=True)
+class _State:
+    config: BillingStoreConfig
+    engine: Engine
+    writer: Writer
+    spool: Spool
+    limiter: trio.CapacityLimiter
+    deck_to_store: RateDeck | None = None
+    pending: list[tuple[Op, Caller]] = field(default_factory=list)
+    flush_queued: bool = False
+    connected: bool = False
+    spooling: bool = False
+    retry: TimerRef | None = None
+    spooled_ops: int = 0
+    written_ops: int = 0
+    batches: int = 0
+    recovered: int = 0
+
+
+_WRITES = (CdrOpen, CdrProgress, CdrAnswer, CdrClose)
+
+
+class BillingStore(GenServer[_State]):
+    """The CDR store of one node (see the module docstring for how it batches and spools)."""
+
+    async def init(self, config: BillingStoreConfig) -> _State:
+        """Open the database, store the configured deck, replay the spool and recover.
+
+        A bad deck file fails the start (RateDeckError). An unreachable database does not: the
+        store starts spooling and keeps trying.
+        """
+        limiter = trio.CapacityLimiter(1)
+        deck = None
+        if config.rate_deck is not None:
+            deck = await trio.to_thread.run_sync(
+                partial(read_deck_file, config.rate_deck, plan=config.default_plan, currency=config.deck_currency),
+                limiter=limiter,
+            )
+        engine = open_engine(config.url)
+        state = _State(config, engine, Writer(engine), Spool(config.spool_dir / f"{config.node}.jsonl"), limiter,
+                       deck_to_store=deck)
+        await self._connect(state)
+        return state
+
+    async def handle_call(self, request: object, caller: Caller, state: _State) -> Reply[_State] | NoReply[_State]:
+        if isinstance(request, _WRITES):
+            cfg = state.config
+            op = op_for(request, node=cfg.node, default_plan=cfg.default_plan, numbering=cfg.numbering,
+                        now=datetime.now(UTC))
+            state.pending.append((op, caller))
+            if len(state.pending) >= cfg.max_batch:
+                await self._flush(state)
+            elif not state.flush_queued:
+                state.flush_queued = True
+                send(self_pid(), _Flush())  # behind every call already in the mailbox
+            return NoReply(state)
+        match request:
+            case ReloadRates(path, plan, currency):
+                read = partial(read_deck_file, path, plan=plan or state.config.default_plan,
+                               currency=currency or state.config.deck_currency)
+                return Reply(await self._set_rates(state, read), state)
+            case SetRates(deck):
+                return Reply(await self._set_rates(state, lambda: deck), state)
+            case _Status():
+                return Reply(self._status(state), state)
+        raise ValueError(f"billing: unknown request {request!r}")
+
+    async def handle_info(self, msg: object, state: _State) -> NoReply[_State]:
+        match msg:
+            case _Flush():
+                state.flush_queued = False
+                await self._flush(state)
+            case _Retry():
+                state.retry = None
+                await self._connect(state)
+            case _:
+                log.warning("billing store: unexpected message %r", msg)
+        return NoReply(state)
+
+    async def terminate(self, reason: ExitReason, state: _State) -> None:
+        """Write what is queued (to the database or the spool), then close the database."""
+        if state.pending:
+            await self._flush(state)
+        if state.retry is not None:
+            cancel_timer(state.retry)
+        await self._thread(state, state.engine.dispose)
+
+    def format_status(self, state: _State) -> str:
+        if state.spooling:
+            return f"spooling ({state.spooled_ops} ops waiting)"
+        return f"connected, {state.written_ops} ops in {state.batches} batches"
+
+    # -- the work ---------------------------------------------------------------------------------
+
+    async def _thread(self, state: _State, fn: Callable[[], T]) -> T:
+        return await trio.to_thread.run_sync(fn, limiter=state.limiter)
+
+    async def _flush(self, state: _State) -> None:
+        batch, state.pending = state.pending, []
+        if not batch:
+            return
+        ops = [op for op, _ in batch]
+        if not state.spooling:
+            try:
+                outcomes = await self._thread(state, partial(state.writer.apply, ops))
+            except StoreUnavailable as exc:
+                log.error("billing database unavailable, spooling CDRs to %s: %s", state.spool.path, exc,
+                          extra={"spool": str(state.spool.path)})
+                state.connected = False
+                state.spooling = True
+                self._schedule_retry(state)
+            else:
+                state.written_ops += len(ops)
+                state.batches += 1
+                for (_, caller), outcome in zip(batch, outcomes, strict=True):
+                    caller.reply(outcome)
+                return
+        try:
+            await self._thread(state, partial(state.spool.append, ops))
+        except StoreUnavailable as exc:
+            log.critical("CDRs can be written neither to the database nor to the spool: %s", exc,
+                         extra={"spool": str(state.spool.path)})
+            for _, caller in batch:
+                caller.reply(exc)
+            return
+        state.spooled_ops += len(ops)
+        for _, caller in batch:
+            caller.reply(None)
+
+    def _schedule_retry(self, state: _State) -> None:
+        if state.retry is None:
+            state.retry = send_after(self_pid(), _Retry(), state.config.retry_interval)
+
+    async def _connect(self, state: _State) -> None:
+        """Migrate, store the configured deck, load decks, replay the spool, recover (once a run)."""
+        cfg = state.config
+        done = _recovered_this_run()
+        recover = cfg.recover and (cfg.url, cfg.node) not in done
+        try:
+            replayed, recovered = await self._thread(state, partial(self._startup, state, recover))
+        except (StoreUnavailable, MigrationError) as exc:
+            if not state.spooling:
+                log.error("billing database unavailable, spooling CDRs to %s: %s", state.spool.path, exc,
+                          extra={"spool": str(state.spool.path)})
+            state.connected = False
+            state.spooling = True
+            self._schedule_retry(state)
+            return
+        if state.spooling or replayed:
+            log.warning("billing database reachable again: %d spooled op(s) replayed", replayed,
+                        extra={"replayed": replayed})
+        if recover:
+            done.add((cfg.url, cfg.node))
+        state.connected = True
+        state.spooling = False
+        state.spooled_ops = 0
+        state.recovered += recovered
+
+    def _startup(self, state: _State, recover: bool) -> tuple[int, int]:
+        """In the writer thread: everything `_connect` does; returns (replayed, recovered)."""
+        cfg = state.config
+        if cfg.migrate:
+            upgrade(state.engine)
+        if state.deck_to_store is not None:
+            count = state.writer.replace_deck(state.deck_to_store, datetime.now(UTC))
+            log.info("rate plan %r loaded from %s: %d tariffs", state.deck_to_store.plan, cfg.rate_deck, count,
+                     extra={"plan": state.deck_to_store.plan, "tariffs": count})
+            state.deck_to_store = None
+        state.writer.load_decks()
+        replayed = self._replay(state)
+        recovered = 0
+        if recover:
+            ops = state.writer.recover(cfg.node, datetime.now(UTC), cfg.max_batch)
+            for op in ops:
+                log.warning("CDR %s… left open by a previous run closed as recovered, end %s",
+                            op.key[:12], op.values["end_at"].isoformat(), extra={"cdr_key": op.key})
+            if ops:
+                log.warning("recovered %d open CDR(s) of node %s", len(ops), cfg.node,
+                            extra={"recovered": len(ops), "node": cfg.node})
+            recovered = len(ops)
+        return replayed, recovered
+
+    def _replay(self, state: _State) -> int:
+        if not state.spool.pending():
+            return 0
+        ops = state.spool.read()
+        size = state.config.max_batch
+        for start in range(0, len(ops), size):
+            chunk = ops[start:start + size]
+            for op, outcome in zip(chunk, state.writer.apply(chunk), strict=True):
+                if isinstance(outcome, UnknownCdr):
+                    log.error("spooled %s op cannot be placed: %s", op.kind, outcome, extra={"cdr_key": op.key})
+            state.written_ops += len(chunk)
+            state.batches += 1
+        state.spool.clear()
+        return len(ops)
+
+    async def _set_rates(self, state: _State, read: Callable[[], RateDeck]) -> int | BillingError:
+        def load() -> int:
+            deck = read()
+            count = state.writer.replace_deck(deck, datetime.now(UTC))
+            log.info("rate plan %r replaced: %d tariffs", deck.plan, count,
+                     extra={"plan": deck.plan, "tariffs": count})
+            return count
+
+        try:
+            return await self._thread(state, load)
+        except BillingError as exc:  # RateDeckError or StoreUnavailable: the old deck stays
+            log.error("rate deck not replaced: %s", exc)
+            return exc
+
+    def _status(self, state: _State) -> StoreStatus:
+        return StoreStatus(state.connected, state.spooling, state.spooled_ops, state.written_ops, state.batches,
+                           state.recovered, tuple(sorted(state.writer.decks)))
+
+
+def _recovered_this_run() -> set[tuple[str, str]]:
+    try:
+        return _RECOVERED.get()
+    except LookupError:
+        done: set[tuple[str, str]] = set()
+        _RECOVERED.set(done)
+        return done
+
+
+def billing_child_spec(config: BillingStoreConfig, *, name: str = NAME, shutdown: float = 10.0) -> ChildSpec:
+    """The supervisor child spec of a BillingStore registered as `name` (id "billing")."""
+    return ChildSpec(id="billing", start=partial(BillingStore.start_link, config, name=name), shutdown=shutdown)
+
+
+# -- client API: what the switch calls, by registered name ------------------------------------------
+
+
+async def _request(server: Pid | str, request: object, timeout: float) -> Any:
+    result = await call(server, request, timeout=timeout)
+    if isinstance(result, BillingError):
+        raise result
+    return result
+
+
+async def open_cdr(request: CdrOpen, *, server: Pid | str = NAME, timeout: float = 5.0) -> None:
+    """Open the CDR of a call that was set up; returns once it is committed (or spooled)."""
+    await _request(server, request, timeout)
+
+
+async def progress_cdr(request: CdrProgress, *, server: Pid | str = NAME, timeout: float = 5.0) -> None:
+    """Record the first progress (180/183) of a call; returns once committed (or spooled)."""
+    await _request(server, request, timeout)
+
+
+async def answer_cdr(request: CdrAnswer, *, server: Pid | str = NAME, timeout: float = 5.0) -> None:
+    """Record the answer of a call; returns once committed (or spooled)."""
+    await _request(server, request, timeout)
+
+
+async def close_cdr(request: CdrClose, *, server: Pid | str = NAME, timeout: float = 5.0) -> None:
+    """Close and rate the CDR of an ended call; returns once committed (or spooled).
+
+    Raises UnknownCdr if the call was never opened, StoreUnavailable if neither the database nor
+    the spool could take it.
+    """
+    await _request(server, request, timeout)
+
+
+async def reload_rates(
+    path: Path, *, plan: str | None = None, currency: str | None = None, server: Pid | str = NAME,
+    timeout: float = 60.0,
+) -> int:
+    """Replace a plan's deck with the deck file `path` (hot reload); returns the tariff count.
+
+    CSV decks load as `plan` (default: the store's default plan) in `currency`; XML names its own.
+    Raises RateDeckError (bad file) or StoreUnavailable; either way the old deck stays in force.
+    """
+    count: int = await _request(server, ReloadRates(path, plan, currency), timeout)
+    return count
+
+
+async def set_rates(deck: RateDeck, *, server: Pid | str = NAME, timeout: float = 60.0) -> int:
+    """Replace `deck.plan`'s deck with `deck`; returns the tariff count."""
+    count: int = await _request(server, SetRates(deck), timeout)
+    return count
+
+
+async def store_status(*, server: Pid | str = NAME, timeout: float = 5.0) -> StoreStatus:
+    """The store's StoreStatus."""
+    status: StoreStatus = await _request(server, _Status(), timeout)
+    return status

@@ -1,0 +1,257 @@
+"""The blocking side of the BillingStore: applying batches of ops in one transaction each.
+
+Everything here runs in the store's writer thread (one at a time, by the store's
+CapacityLimiter(1)); nothing here touches trio. A batch is applied in four statements, each an
+executemany, in lifecycle order — opens, progress, answers, closes — inside ONE transaction:
+
+* open:     INSERT … ON CONFLICT (key) DO NOTHING        a replayed open finds its row and stops
+* progress: UPDATE … SET progress_at = COALESCE(progress_at, :at) … WHERE key = :key AND status = 'open'
+* answer:   UPDATE … SET answer_at = COALESCE(answer_at, :at) …    WHERE key = :key AND status = 'open'
+* close:    UPDATE … SET end_at, disposition, rating …             WHERE key = :key AND status = 'open'
+
+Each is idempotent: applying an op twice (a spool replay after a crash) changes nothing the
+second time, and a CDR is never inserted twice thanks to the unique key. Closing rates the call
+with the deck held in memory; what rating needs of the open CDR (callee, setup, answer, plan) is
+cached from its open, or read back in one SELECT per batch after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Engine, Table, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from ._decks import load_decks, store_deck
+from ._errors import BillingError, StoreUnavailable, UnknownCdr
+from ._models import Cdr, CdrStatus, Disposition, HangupParty
+from ._ops import ANSWER_FIELDS, CLOSE_FIELDS, LEG_FIELDS, PROGRESS_FIELDS, Op, OpKind
+from ._rating import RateDeck, rate_call
+
+log = logging.getLogger(__name__)
+
+_TABLE = cast(Table, Cdr.__table__)
+_MS = timedelta(milliseconds=1)
+_SELECT_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What closing needs to know about an open CDR."""
+
+    callee: str | None
+    setup_at: datetime
+    answer_at: datetime | None
+    rate_plan: str
+
+
+def _param(name: str) -> Any:
+    # parameter names must differ from column names in an executemany UPDATE
+    return bindparam(f"p_{name}", type_=_TABLE.c[name].type)
+
+
+def _keep_or_set(name: str) -> Any:
+    """SET column = COALESCE(:new, column): a None in the op leaves the stored value."""
+    return func.coalesce(_param(name), _TABLE.c[name])
+
+
+def _first_wins(name: str) -> Any:
+    """SET column = COALESCE(column, :new): the first value written stays."""
+    return func.coalesce(_TABLE.c[name], _param(name))
+
+
+def _update(values: dict[str, Any]) -> Any:
+    return (
+        _TABLE.update()
+        .where(_TABLE.c.key == bindparam("p_key"), _TABLE.c.status == CdrStatus.OPEN)
+        .values(**values)
+    )
+
+
+_PROGRESS = _update({
+    "progress_at": _first_wins("progress_at"), **{n: _keep_or_set(n) for n in LEG_FIELDS},
+    "updated_at": _param("updated_at"),
+})
+_ANSWER = _update({
+    "answer_at": _first_wins("answer_at"), "a_to_tag": _keep_or_set("a_to_tag"),
+    **{n: _keep_or_set(n) for n in LEG_FIELDS}, "updated_at": _param("updated_at"),
+})
+_RATED_FIELDS = (
+    "duration_ms", "billable_ms", "rated", "rate_prefix", "rate_per_minute", "rate_connect_fee",
+    "rate_first_increment", "rate_next_increment", "billed_seconds", "cost", "currency",
+)
+_CLOSE = _update({
+    **{n: _param(n) for n in ("end_at", "disposition", "sip_code", "sip_reason", "hangup_cause", "hangup_by",
+                              "status", "updated_at", *_RATED_FIELDS)},
+    "answer_at": _first_wins("answer_at"),
+    **{n: _keep_or_set(n) for n in LEG_FIELDS},
+})
+
+
+def _params(values: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    return {f"p_{name}": values[name] for name in fields}
+
+
+class Writer:
+    """Applies ops to one database; holds the decks and the open-CDR cache. One thread at a time."""
+
+    def __init__(self, engine: Engine, decks: dict[str, RateDeck] | None = None) -> None:
+        self.engine = engine
+        self.decks: dict[str, RateDeck] = dict(decks or {})
+        self._known: dict[str, _Known] = {}
+        insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
+        self._open = insert(_TABLE).on_conflict_do_nothing(index_elements=["key"])
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def apply(self, ops: Sequence[Op]) -> list[BillingError | None]:
+        """Apply `ops` in one transaction; per op None, or the error that op alone met.
+
+        Raises StoreUnavailable (nothing committed) when the database fails.
+        """
+        outcomes: list[BillingError | None] = [None] * len(ops)
+        answered: dict[str, datetime] = {}  # first answer time of each key in this batch
+        for op in ops:
+            if op.kind is OpKind.ANSWER:
+                answered.setdefault(op.key, op.values["answer_at"])
+        closed: set[str] = set()
+        try:
+            with self.engine.begin() as conn:
+                opens = [op.values for op in ops if op.kind is OpKind.OPEN]
+                if opens:
+                    conn.execute(self._open, opens)
+                progress = [_params(op.values, PROGRESS_FIELDS) for op in ops if op.kind is OpKind.PROGRESS]
+                if progress:
+                    conn.execute(_PROGRESS, progress)
+                answers = [_params(op.values, ANSWER_FIELDS) for op in ops if op.kind is OpKind.ANSWER]
+                if answers:
+                    conn.execute(_ANSWER, answers)
+                closes = [(i, op) for i, op in enumerate(ops) if op.kind is OpKind.CLOSE]
+                if closes:
+                    known = self._lookup(conn, [op.key for _, op in closes], answered)
+                    rows = []
+                    for i, op in closes:
+                        info = known.get(op.key)
+                        if info is None:
+                            outcomes[i] = UnknownCdr(f"close of CDR {op.key[:12]}… which was never opened")
+                            continue
+                        rows.append(self._closed(op.values, info))
+                        closed.add(op.key)
+                    if rows:
+                        conn.execute(_CLOSE, rows)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"billing database write of {len(ops)} op(s) failed: {exc}") from exc
+        # committed: only now may the cache believe it
+        for op in ops:
+            if op.kind is OpKind.OPEN:
+                v = op.values
+                self._known[op.key] = _Known(v["callee"], v["setup_at"], None, v["rate_plan"])
+        for key, at in answered.items():
+            if (k := self._known.get(key)) is not None and k.answer_at is None:
+                self._known[key] = replace(k, answer_at=at)
+        for key in closed:
+            self._known.pop(key, None)
+        return outcomes
+
+    def _lookup(self, conn: Any, keys: list[str], answered: dict[str, datetime]) -> dict[str, _Known]:
+        """What closing needs of each key: from the cache of committed opens, else from the row.
+
+        Cached entries get this batch's answers (already written above, first one wins); rows read
+        inside the transaction already show them.
+        """
+        known: dict[str, _Known] = {}
+        missing = []
+        for key in keys:
+            cached = self._known.get(key)
+            if cached is None:
+                missing.append(key)
+            elif cached.answer_at is None and key in answered:
+                known[key] = replace(cached, answer_at=answered[key])
+            else:
+                known[key] = cached
+        t = _TABLE
+        columns = (t.c.key, t.c.callee, t.c.setup_at, t.c.answer_at, t.c.rate_plan)
+        for start in range(0, len(missing), _SELECT_CHUNK):
+            chunk = missing[start:start + _SELECT_CHUNK]
+            for key, callee, setup_at, answer_at, plan in conn.execute(select(*columns).where(t.c.key.in_(chunk))):
+                known[key] = _Known(callee, setup_at, answer_at, plan)
+        return known
+
+    def _closed(self, values: dict[str, Any], info: _Known) -> dict[str, Any]:
+        """The close parameters of one CDR, rated."""
+        end_at: datetime = values["end_at"]
+        answer_at = info.answer_at or values["answer_at"]
+        row = dict(values)
+        row["answer_at"] = answer_at
+        row["duration_ms"] = max(0, (end_at - info.setup_at) // _MS)
+        billable = None if answer_at is None else max(0, (end_at - answer_at) // _MS)
+        row["billable_ms"] = billable
+        deck = self.decks.get(info.rate_plan)
+        rating = None if deck is None else rate_call(deck, info.callee, setup_at=info.setup_at, billable_ms=billable)
+        if rating is None:
+            row.update(rated=False, rate_prefix=None, rate_per_minute=None, rate_connect_fee=None,
+                       rate_first_increment=None, rate_next_increment=None, billed_seconds=None, cost=None,
+                       currency=None)
+        else:
+            t = rating.tariff
+            row.update(rated=True, rate_prefix=t.prefix, rate_per_minute=t.price_per_minute,
+                       rate_connect_fee=t.connect_fee, rate_first_increment=t.first_increment,
+                       rate_next_increment=t.next_increment, billed_seconds=rating.billed_seconds,
+                       cost=rating.cost, currency=t.currency)
+        return _params(row, (*CLOSE_FIELDS, *_RATED_FIELDS))
+
+    # -- start-up: decks and recovery ------------------------------------------------------------
+
+    def load_decks(self) -> int:
+        """Read every plan's deck from the database into memory; returns the number of plans."""
+        try:
+            with Session(self.engine) as session:
+                self.decks = load_decks(session)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot read rate decks: {exc}") from exc
+        return len(self.decks)
+
+    def replace_deck(self, deck: RateDeck, now: datetime) -> int:
+        """Store `deck` in one transaction, then rate with it; returns its tariff count."""
+        try:
+            with Session(self.engine) as session, session.begin():
+                count = store_deck(session, deck, now=now)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot store rate plan {deck.plan!r}: {exc}") from exc
+        self.decks[deck.plan] = deck
+        return count
+
+    def recover(self, node: str, now: datetime, batch: int) -> list[Op]:
+        """Close every open CDR of `node` as recovered (the rule is in docs/billing.md).
+
+        The end is the last time the store knew the call was alive: the latest of setup,
+        progress, answer and the CDR's last update. Returns the close ops applied.
+        """
+        t = _TABLE
+        query = select(t.c.key, t.c.setup_at, t.c.progress_at, t.c.answer_at, t.c.updated_at).where(
+            t.c.node == node, t.c.status == CdrStatus.OPEN
+        )
+        try:
+            with self.engine.connect() as conn:
+                rows = list(conn.execute(query))
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot read open CDRs of node {node!r}: {exc}") from exc
+        ops = []
+        for key, setup_at, progress_at, answer_at, updated_at in rows:
+            end = max(x for x in (setup_at, progress_at, answer_at, updated_at) if x is not None)
+            ops.append(Op(OpKind.CLOSE, {
+                "key": key, "end_at": end, "answer_at": None,
+                "disposition": Disposition.ANSWERED if answer_at is not None else Disposition.FAILED,
+                "sip_code": None, "sip_reason": None, "hangup_cause": "recovered",
+                "hangup_by": HangupParty.SWITCH, **dict.fromkeys(LEG_FIELDS),
+                "status": CdrStatus.RECOVERED, "updated_at": now,
+            }))
+        for start in range(0, len(ops), batch):
+            self.apply(ops[start:start + batch])
+        return ops

@@ -1,0 +1,226 @@
+"""The BillingStore: durable opens, group commit, rating at close, idempotency, rate reloads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from switchd.billing import (
+    BillingStore,
+    BillingStoreConfig,
+    Cdr,
+    CdrAnswer,
+    CdrClose,
+    CdrOpen,
+    CdrProgress,
+    CdrStatus,
+    Disposition,
+    HangupParty,
+    RateDeck,
+    RateDeckError,
+    Tariff,
+    UnknownCdr,
+    answer_cdr,
+    close_cdr,
+    disposition_for,
+    open_cdr,
+    open_engine,
+    progress_cdr,
+    reload_rates,
+    set_rates,
+    store_status,
+)
+from switchd.otp import stop
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def _config(db_url: str, tmp_path: Path, **options: object) -> BillingStoreConfig:
+    defaults: dict[str, object] = {
+        "url": db_url, "node": "n1", "spool_dir": tmp_path / "spool", "rate_deck": CONFIG_DIR / "rates.csv",
+    }
+    return BillingStoreConfig(**{**defaults, **options})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def store(db_url: str, tmp_path: Path) -> AsyncIterator[BillingStoreConfig]:
+    """A BillingStore registered as "billing" on a fresh database, stopped cleanly afterwards."""
+    config = _config(db_url, tmp_path)
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(partial(BillingStore.start_link, config, name="billing"))
+        yield config
+        await stop(pid)
+
+
+@pytest.fixture
+def db(db_url: str) -> Engine:
+    return open_engine(db_url)
+
+
+def _cdrs(db: Engine) -> list[Cdr]:
+    with Session(db) as session:
+        return list(session.scalars(select(Cdr).order_by(Cdr.id)))
+
+
+def _opened(call_id: str, callee: str = "011442071234567", **fields: object) -> CdrOpen:
+    values: dict[str, object] = {"call_id": call_id, "caller": "sip:4155550100@a.example", "callee": callee,
+                                 "setup_at": T0, "account": "acme", "a_from_tag": "f1"}
+    return CdrOpen(**{**values, **fields})  # type: ignore[arg-type]
+
+
+async def test_an_open_cdr_is_committed_before_open_cdr_returns(store: BillingStoreConfig, db: Engine) -> None:
+    await open_cdr(_opened("c1"))
+    [cdr] = _cdrs(db)  # read through another connection: committed
+    assert (cdr.call_id, cdr.status, cdr.node, cdr.account) == ("c1", CdrStatus.OPEN, "n1", "acme")
+    assert (cdr.caller_raw, cdr.caller) == ("sip:4155550100@a.example", "+14155550100")
+    assert (cdr.callee_raw, cdr.callee) == ("011442071234567", "+442071234567")
+    assert cdr.setup_at == T0 and cdr.end_at is None and cdr.rated is False
+
+
+async def test_a_full_call_is_closed_and_rated_with_every_step_recorded(store: BillingStoreConfig, db: Engine) -> None:
+    await open_cdr(_opened("c1", callee="+447700900123"))
+    await progress_cdr(CdrProgress(call_id="c1", at=T0 + timedelta(seconds=1), b_call_id="b1", gateway="gw1",
+                                   route_id="uk", route_prefix="44", b_attempts=1))
+    await answer_cdr(CdrAnswer(call_id="c1", at=T0 + timedelta(seconds=5), a_to_tag="t1"))
+    await close_cdr(CdrClose(call_id="c1", end_at=T0 + timedelta(seconds=66.2), disposition=Disposition.ANSWERED,
+                             sip_code=200, sip_reason="OK", hangup_cause="bye", hangup_by=HangupParty.CALLEE))
+    [cdr] = _cdrs(db)
+    assert cdr.status is CdrStatus.CLOSED and cdr.disposition is Disposition.ANSWERED
+    assert (cdr.b_call_id, cdr.gateway, cdr.route_id, cdr.route_prefix, cdr.b_attempts) == ("b1", "gw1", "uk", "44", 1)
+    assert (cdr.a_to_tag, cdr.hangup_by, cdr.sip_code) == ("t1", HangupParty.CALLEE, 200)
+    assert (cdr.progress_at, cdr.answer_at) == (T0 + timedelta(seconds=1), T0 + timedelta(seconds=5))
+    assert (cdr.duration_ms, cdr.billable_ms) == (66_200, 61_200)
+    # the docs' worked example: 447, 0.15/min, connect fee 0.01, 30/6 → 66 s, 0.175000
+    assert (cdr.rated, cdr.rate_plan, cdr.rate_prefix) == (True, "default", "447")
+    assert (cdr.rate_per_minute, cdr.rate_connect_fee) == (Decimal("0.15"), Decimal("0.01"))
+    assert (cdr.rate_first_increment, cdr.rate_next_increment) == (30, 6)
+    assert (cdr.billed_seconds, cdr.cost, cdr.currency) == (66, Decimal("0.175000"), "USD")
+
+
+async def test_an_unanswered_call_costs_nothing_and_an_unknown_destination_is_written_unrated(
+    store: BillingStoreConfig, db: Engine
+) -> None:
+    await open_cdr(_opened("busy", callee="+442071234567"))
+    await close_cdr(CdrClose(call_id="busy", end_at=T0 + timedelta(seconds=3), disposition=disposition_for(486),
+                             sip_code=486))
+    await open_cdr(_opened("nowhere", callee="+8613800138000"))
+    await answer_cdr(CdrAnswer(call_id="nowhere", at=T0))
+    await close_cdr(CdrClose(call_id="nowhere", end_at=T0 + timedelta(seconds=30), disposition=Disposition.ANSWERED))
+    busy, nowhere = _cdrs(db)
+    assert (busy.disposition, busy.rated, busy.billed_seconds, busy.cost, busy.billable_ms) == (
+        Disposition.BUSY, True, 0, Decimal(0), None)
+    assert (nowhere.status, nowhere.rated, nowhere.cost, nowhere.billable_ms) == (CdrStatus.CLOSED, False, None, 30_000)
+
+
+async def test_writes_arriving_together_are_committed_in_one_transaction(store: BillingStoreConfig, db: Engine) -> None:
+    before = (await store_status()).batches
+    async with trio.open_nursery() as nursery:
+        for n in range(200):
+            nursery.start_soon(open_cdr, _opened(f"c{n}"))
+    status = await store_status()
+    assert len(_cdrs(db)) == 200
+    assert status.batches - before <= 2  # the first open may go alone, the rest wait for it together
+    assert status.written_ops >= 200
+
+
+async def test_a_replayed_open_or_close_changes_nothing(store: BillingStoreConfig, db: Engine) -> None:
+    await open_cdr(_opened("c1"))
+    await open_cdr(_opened("c1", account="someone-else"))  # same node, Call-ID, attempt: same key
+    close = CdrClose(call_id="c1", end_at=T0 + timedelta(seconds=9), disposition=Disposition.NO_ANSWER)
+    await close_cdr(close)
+    await close_cdr(CdrClose(call_id="c1", end_at=T0 + timedelta(hours=9), disposition=Disposition.ANSWERED,
+                             answer_at=T0))
+    [cdr] = _cdrs(db)
+    assert (cdr.account, cdr.disposition, cdr.end_at, cdr.answer_at) == ("acme", Disposition.NO_ANSWER,
+                                                                          T0 + timedelta(seconds=9), None)
+
+
+async def test_a_second_attempt_of_a_call_is_a_cdr_of_its_own(store: BillingStoreConfig, db: Engine) -> None:
+    await open_cdr(_opened("c1"))
+    await open_cdr(_opened("c1", attempt=2))
+    assert [c.attempt for c in _cdrs(db)] == [1, 2]
+
+
+async def test_closing_a_call_that_was_never_opened_fails_only_that_close(
+    store: BillingStoreConfig, db: Engine
+) -> None:
+    async def open_and_close() -> None:
+        await open_cdr(_opened("real"))
+        await close_cdr(CdrClose(call_id="real", end_at=T0, disposition=Disposition.CANCELLED))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(open_and_close)
+        with pytest.raises(UnknownCdr, match="never opened"):
+            await close_cdr(CdrClose(call_id="ghost", end_at=T0, disposition=Disposition.FAILED))
+    [cdr] = _cdrs(db)
+    assert (cdr.call_id, cdr.status) == ("real", CdrStatus.CLOSED)
+
+
+async def test_reloading_rates_reprices_the_next_close_and_a_bad_deck_changes_nothing(
+    store: BillingStoreConfig, db: Engine, tmp_path: Path
+) -> None:
+    deck = tmp_path / "new.csv"
+    deck.write_text("prefix,price_per_minute,first_increment,next_increment\n44,1.20,1,1\n")
+    assert await reload_rates(deck) == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("prefix,price_per_minute\n44,0.01\n45,lots\n")
+    with pytest.raises(RateDeckError, match=r"bad.csv:3"):
+        await reload_rates(bad)
+    await open_cdr(_opened("c1", callee="+442071234567"))
+    await close_cdr(CdrClose(call_id="c1", end_at=T0 + timedelta(seconds=10), answer_at=T0,
+                             disposition=Disposition.ANSWERED))
+    [cdr] = _cdrs(db)
+    assert (cdr.rate_prefix, cdr.billed_seconds, cdr.cost) == ("44", 10, Decimal("0.200000"))
+
+
+async def test_set_rates_adds_a_plan_that_calls_can_name(store: BillingStoreConfig, db: Engine) -> None:
+    gold = RateDeck("gold", (Tariff(prefix="44", price_per_minute=Decimal("0.60")),))
+    assert await set_rates(gold) == 1
+    assert (await store_status()).plans == ("default", "gold")
+    await open_cdr(_opened("c1", rate_plan="gold"))
+    await close_cdr(CdrClose(call_id="c1", end_at=T0 + timedelta(seconds=30), answer_at=T0,
+                             disposition=Disposition.ANSWERED))
+    [cdr] = _cdrs(db)
+    assert (cdr.rate_plan, cdr.cost) == ("gold", Decimal("0.600000"))
+
+
+async def test_a_bad_configured_deck_fails_the_start(db_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<rate-plan><rate prefix='1'/></rate-plan>")
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(RateDeckError, match="missing price_per_minute"):
+            await nursery.start(partial(BillingStore.start_link, _config(db_url, tmp_path, rate_deck=bad)))
+
+
+def test_requests_refuse_naive_times_and_impossible_values() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        CdrOpen(call_id="c", caller="1", callee="2", setup_at=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="attempt 0"):
+        CdrProgress(call_id="c", at=T0, attempt=0)
+    with pytest.raises(ValueError, match="sip_code 99"):
+        CdrClose(call_id="c", end_at=T0, disposition=Disposition.FAILED, sip_code=99)
+
+
+@pytest.mark.parametrize(
+    ("status", "disposition"),
+    [(200, "ANSWERED"), (486, "BUSY"), (600, "BUSY"), (480, "NO_ANSWER"), (408, "NO_ANSWER"), (487, "CANCELLED"),
+     (503, "CONGESTION"), (403, "REJECTED"), (404, "NO_ROUTE"), (500, "FAILED")],
+)
+def test_a_final_sip_status_maps_to_its_disposition(status: int, disposition: str) -> None:
+    assert disposition_for(status) == Disposition(disposition)
+
+
+async def test_the_store_reports_its_state(store: BillingStoreConfig, db: Engine) -> None:
+    status = await store_status()
+    assert (status.connected, status.spooling, status.spooled_ops, status.recovered) == (True, False, 0, 0)
+    with Session(db) as session:
+        assert session.scalar(select(func.count()).select_from(Cdr)) == 0
