@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchd import config
-from switchd.config import Address, Config, ConfigError, _LineIndex, load, load_routes, loads, reload_routes
+from switchd.config import Address, Config, ConfigError, load, load_routes, loads, reload_routes
+from switchd.config._lines import LineIndex
 from switchd.switch import Gateway, RouteTable
 
 REPO = Path(__file__).resolve().parent.parent
@@ -436,5 +437,5 @@ def documents(draw: st.DrawFn) -> tuple[str, dict[tuple[str | int, ...], int]]:
 def test_the_line_finder_finds_the_line_of_every_key_and_element(doc: tuple[str, dict[tuple[str | int, ...], int]]) -> None:
     text, expected = doc
     tomllib.loads(text)  # the generator writes valid TOML
-    index = _LineIndex(text)
+    index = LineIndex(text)
     assert {path: index.line_of(path) for path in expected} == expected
