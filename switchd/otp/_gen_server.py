@@ -183,14 +183,17 @@ async def _serve(proc: _Process, impl: GenServer[Any], state: Any) -> None:
         raise reason
 
 
+NOOP_TERMINATES: set[object] = {GenServer.terminate}
+
+
 async def terminate_shielded(proc: _Process, terminate: Any, reason: ExitReason, *state: Any) -> None:
     """Run ``terminate(reason, *state)`` shielded and bounded by the process's shutdown timeout.
 
     Skipped after a BRUTAL_KILL (reason ``"killed"``). An exception in terminate is logged; the
     process still exits with `reason`.
     """
-    if reason == "killed":
-        return
+    if reason == "killed" or getattr(terminate, "__func__", None) in NOOP_TERMINATES:
+        return  # nothing to run: skip the shielded scope (this is the hot path of short-lived servers)
     with trio.CancelScope(shield=True) as scope:
         scope.deadline = trio.current_time() + proc.shutdown_timeout
         try:

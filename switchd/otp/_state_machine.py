@@ -33,7 +33,7 @@ import trio
 
 from ._call import Caller, _Cast, _System, is_system
 from ._errors import OTPError
-from ._gen_server import NO_REPLY, Stop, terminate_shielded
+from ._gen_server import NO_REPLY, NOOP_TERMINATES, Stop, terminate_shielded
 from ._messages import exit_reason_of
 from ._pid import ExitReason, Pid, TimerRef
 from ._process import _Process, node
@@ -205,6 +205,9 @@ class StateMachine(Generic[St, D]):
             raise
         task_status.started(proc.pid)
         await engine.run()
+
+
+NOOP_TERMINATES.add(StateMachine.terminate)
 
 
 class _Engine:

@@ -62,19 +62,27 @@ class _ChildExit:
 
 
 class _StartStatus(trio.TaskStatus[Pid]):
-    """Passed to a child's start function: on ``started(pid)`` the child is shielded and recorded."""
+    """The child's task_status and the supervisor's side of the start handshake.
 
-    __slots__ = ("_real", "_child", "pid")
+    The supervisor spawns the wrapper with ``start_soon`` and parks on this object; ``started(pid)``
+    (or ``fail(exc)`` from the wrapper) wakes it. This is ``nursery.start`` without the temporary
+    nursery and cancel scope it costs per child; readiness gating is the same.
+    """
 
-    def __init__(self, real: trio.TaskStatus[Pid], child: _Child) -> None:
-        self._real = real
+    __slots__ = ("_child", "pid", "error", "_waiter")
+
+    def __init__(self, child: _Child) -> None:
         self._child = child
         self.pid: Pid | None = None
+        self.error: BaseException | None = None
+        self._waiter: trio.lowlevel.Task | None = None
 
     def started(self, value: Pid | None = None) -> None:
         if not isinstance(value, Pid):
             raise TypeError(f"child {self._child.spec.id!r} must call task_status.started(pid), "
                             f"not started({value!r})")
+        if self.pid is not None:
+            raise RuntimeError(f"child {self._child.spec.id!r} called task_status.started() twice")
         child = self._child
         self.pid = child.pid = value
         proc = value._proc
@@ -83,8 +91,34 @@ class _StartStatus(trio.TaskStatus[Pid]):
         shutdown = child.spec.shutdown
         proc.shutdown_timeout = 0.0 if shutdown is BRUTAL_KILL else float(shutdown)
         assert child.scope is not None
-        child.scope.shield = True
-        self._real.started(value)
+        child.scope.shield = True  # from now on only the supervisor stops it
+        self._wake()
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            trio.lowlevel.reschedule(waiter)
+
+    def _abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    async def wait(self) -> Pid:
+        """The child's pid once it is ready; raises what its start raised."""
+        if self.pid is None and self.error is None:
+            self._waiter = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
+        else:
+            await trio.lowlevel.checkpoint()
+        if self.error is not None:
+            raise self.error
+        assert self.pid is not None
+        return self.pid
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,15 +228,16 @@ class _Core:
         return child
 
     async def _start(self, child: _Child) -> Pid:
-        pid: Pid = await self.nursery.start(self._child_main, child)
-        self.by_pid[pid] = child
-        return pid
-
-    async def _child_main(self, child: _Child, task_status: trio.TaskStatus[Pid]) -> None:
-        status = _StartStatus(task_status, child)
+        status = _StartStatus(child)
         child.finished = False
         child.terminating = False
         child.done = None
+        self.nursery.start_soon(self._child_main, child, status)
+        pid = await status.wait()
+        self.by_pid[pid] = child
+        return pid
+
+    async def _child_main(self, child: _Child, status: _StartStatus) -> None:
         reason: ExitReason = "normal"
         with trio.CancelScope() as scope:
             child.scope = scope
@@ -211,12 +246,18 @@ class _Core:
             except BaseException as exc:
                 if status.pid is None:
                     child.finished = True
-                    raise
+                    if not isinstance(exc, Exception):
+                        status.fail(OTPError(f"child {child.spec.id!r} was cancelled while starting"))
+                        raise
+                    status.fail(exc)  # the supervisor raises it from _start
+                    return
                 reason = self._reason_from(child, status.pid, exc)
             else:
                 if status.pid is None:
                     child.finished = True
-                    raise OTPError(f"child {child.spec.id!r} returned without calling task_status.started()")
+                    status.fail(OTPError(f"child {child.spec.id!r} returned without calling "
+                                         "task_status.started(pid)"))
+                    return
                 recorded = status.pid._proc.exit_reason
                 reason = recorded if recorded is not None else "normal"
         pid = status.pid

@@ -270,3 +270,20 @@ async def test_crash_restart_and_gave_up_reports_reach_the_handler_and_the_log(
     records = [r for r in caplog.records if r.name == "switchd.otp"]
     assert [getattr(r, "report") for r in records] == ["crash", "restart", "crash", "gave_up"]
     assert all(getattr(r, "child") == "a" for r in records)
+
+
+async def test_cancelling_a_supervisor_while_a_child_starts_stops_the_started_ones(
+        autojump_clock: MockClock) -> None:
+    journal = Journal()
+
+    class SlowStart(Worker):
+        async def init(self, *args: object) -> tuple[Journal, str]:
+            await trio.sleep(10.0)
+            raise AssertionError("never gets here")
+
+    children = [spec(journal, "a"), ChildSpec("slow", partial(SlowStart.start_link, journal, "slow"))]
+    with trio.move_on_after(1.0):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Supervisor.start_link, children)
+    assert trio.current_time() == 1.0
+    assert journal.events == [("start", "a"), ("stop", "a", "shutdown")]

@@ -1,0 +1,222 @@
+"""switchd.otp benchmark: four figures, each with a baseline measured in the same run.
+
+Run: /work/venv/bin/python bench/otp_bench.py   (takes ~15 s; results go in docs/performance.md)
+
+1. GenServer.call round trip (median µs) vs a raw-trio request/reply ping-pong over memory channels.
+2. cast throughput (messages/s one server handles) vs raw trio memory-channel send_nowait/receive.
+3. DynamicSupervisor start_child + exit of a trivial GenServer per second vs raw trio
+   nursery.start + exit of a task.
+4. memory per idle GenServer (tracemalloc, 10,000 of them) vs a raw idle trio task.
+"""
+
+from __future__ import annotations
+
+import gc
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from functools import partial
+from typing import Any
+
+import trio
+import trio.testing
+
+from switchd.otp import (
+    Caller, ChildSpec, DynamicSupervisor, GenServer, NoReply, Reply, Stop, call, cast, start_child,
+)
+
+ROUNDS = 7          # medians over this many batches
+CALLS = 20_000      # calls per batch
+CASTS = 200_000
+STARTS = 5_000
+IDLE = 10_000
+
+
+class Echo(GenServer[int]):
+    async def init(self) -> int:
+        return 0
+
+    async def handle_call(self, request: Any, caller: Caller, state: int) -> Reply[int]:
+        return Reply(request, state)
+
+    async def handle_cast(self, request: Any, state: int) -> NoReply[int]:
+        return NoReply(state + 1)
+
+
+class Brief(GenServer[None]):
+    """Exits as soon as it gets its first cast."""
+
+    async def init(self) -> None:
+        return None
+
+    async def handle_cast(self, request: Any, state: None) -> Stop[None]:
+        return Stop("normal", state)
+
+
+# -- 1. call round trip ------------------------------------------------------------------------
+
+async def raw_ping_pong() -> float:
+    """Median µs per request/reply over two memory channels between two tasks."""
+    req_send, req_recv = trio.open_memory_channel[tuple[object, trio.MemorySendChannel[object]]](0)
+    rep_send, rep_recv = trio.open_memory_channel[object](0)
+
+    async def server() -> None:
+        async for request, reply_to in req_recv:
+            await reply_to.send(request)
+
+    samples = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server)
+        for _ in range(ROUNDS):
+            t0 = time.perf_counter()
+            for i in range(CALLS):
+                await req_send.send((i, rep_send))
+                await rep_recv.receive()
+            samples.append((time.perf_counter() - t0) / CALLS * 1e6)
+        nursery.cancel_scope.cancel()
+    return statistics.median(samples)
+
+
+async def otp_call() -> float:
+    samples = []
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Echo.start_link)
+        for _ in range(ROUNDS):
+            t0 = time.perf_counter()
+            for i in range(CALLS):
+                await call(pid, i)
+            samples.append((time.perf_counter() - t0) / CALLS * 1e6)
+        nursery.cancel_scope.cancel()
+    return statistics.median(samples)
+
+
+# -- 2. cast throughput ------------------------------------------------------------------------
+
+async def raw_channel_throughput() -> float:
+    send, recv = trio.open_memory_channel[object](float("inf"))
+    done = trio.Event()
+
+    async def consumer() -> None:
+        n = 0
+        async for _ in recv:
+            n += 1
+            if n == CASTS:
+                done.set()
+                return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consumer)
+        await trio.testing.wait_all_tasks_blocked()
+        t0 = time.perf_counter()
+        for i in range(CASTS):
+            send.send_nowait(i)
+        await done.wait()
+        elapsed = time.perf_counter() - t0
+    return CASTS / elapsed
+
+
+async def otp_cast_throughput() -> float:
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Echo.start_link)
+        await trio.testing.wait_all_tasks_blocked()
+        t0 = time.perf_counter()
+        for i in range(CASTS):
+            cast(pid, i)
+        await call(pid, "sync", timeout=60.0)  # handled after every cast
+        elapsed = time.perf_counter() - t0
+        nursery.cancel_scope.cancel()
+    return CASTS / elapsed
+
+
+# -- 3. start_child + exit ---------------------------------------------------------------------
+
+async def raw_start_exit() -> float:
+    async def brief(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        t0 = time.perf_counter()
+        for _ in range(STARTS):
+            await nursery.start(brief)
+        elapsed = time.perf_counter() - t0
+    return STARTS / elapsed
+
+
+async def otp_start_exit() -> float:
+    spec = ChildSpec("brief", Brief.start_link)
+    async with trio.open_nursery() as nursery:
+        sup = await nursery.start(DynamicSupervisor.start_link)
+        t0 = time.perf_counter()
+        for _ in range(STARTS):
+            pid = await start_child(sup, spec)
+            cast(pid, "exit")
+        await trio.testing.wait_all_tasks_blocked()
+        elapsed = time.perf_counter() - t0
+        nursery.cancel_scope.cancel()
+    return STARTS / elapsed
+
+
+# -- 4. memory per idle server -----------------------------------------------------------------
+
+async def raw_idle_memory() -> float:
+    async def idle(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(IDLE):
+            await nursery.start(idle)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        nursery.cancel_scope.cancel()
+    return (after - before) / IDLE
+
+
+async def otp_idle_memory(supervised: bool) -> float:
+    spec = ChildSpec("idle", Echo.start_link)
+    async with trio.open_nursery() as nursery:
+        sup = await nursery.start(DynamicSupervisor.start_link)
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(IDLE):
+            if supervised:
+                await start_child(sup, spec)
+            else:
+                await nursery.start(Echo.start_link)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        nursery.cancel_scope.cancel()
+    return (after - before) / IDLE
+
+
+def line(label: str, figure: float, unit: str, baseline: float, target: str) -> None:
+    print(f"{label:<44} {figure:>12,.1f} {unit:<6} baseline {baseline:>12,.1f}  "
+          f"ratio {figure / baseline:5.2f}x  target {target}")
+
+
+async def main() -> None:
+    print(f"python {platform.python_version()}  trio {trio.__version__}  {platform.machine()}  "
+          f"{sys.platform}")
+    line("GenServer.call round trip (median)", await otp_call(), "µs", await raw_ping_pong(),
+         "<= 1.5x baseline")
+    line("cast throughput (one server)", await otp_cast_throughput(), "msg/s",
+         await raw_channel_throughput(), ">= 150,000/s")
+    line("DynamicSupervisor start_child + exit", await otp_start_exit(), "/s",
+         await raw_start_exit(), ">= 20,000/s")
+    raw_mem = await raw_idle_memory()
+    line("memory per idle GenServer (bare)", await otp_idle_memory(False), "B", raw_mem, "<= 4096 B")
+    line("memory per idle GenServer (supervised)", await otp_idle_memory(True), "B", raw_mem,
+         "<= 4096 B")
+
+
+if __name__ == "__main__":
+    trio.run(main)
