@@ -87,7 +87,7 @@ class Router(GenServer[RouterState]):
 
     @classmethod
     def for_policy(cls, policy: RoutingPolicy | type[RoutingPolicy] | str) -> type[Router]:
-        """The Router class running `policy` (a name in POLICIES, a policy class or instance).
+        """The Router class running `policy` (a name in POLICIES, a policy class, or an instance of one).
 
         One class per policy, made once: swapping back and forth reuses them. Raises ValueError for
         an unknown policy name.
@@ -154,8 +154,11 @@ def router_child_spec(table: RouteTable | Callable[[], RouteTable], *, policy: R
                costs: CostFn | None = None, rng: random.Random | None = None) -> ChildSpec:
     """The supervisor child spec of the Router, registered as "router", running `policy`.
 
-    `table` is the routing table, or a function returning it, called at every (re)start; a
-    restarted Router runs the policy given here, whatever it had been swapped to.
+    `table` is the routing table, or a function returning it, called at every (re)start. Give
+    the function the last table that loaded and was swapped in (a reload keeps it), rather than
+    one that reads the routes file: the file may have been broken since, and a start that fails
+    counts towards the supervisor's restart intensity. A restarted Router runs the policy given
+    here, whatever it had been swapped to.
     """
     start = partial(Router.for_policy(policy).start_link, table, costs, rng, name=NAME)
     return ChildSpec(id=NAME, start=start)
