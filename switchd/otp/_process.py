@@ -14,6 +14,7 @@ pid counter, name table and process table, so tests never see each other's proce
 from __future__ import annotations
 
 import heapq
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ from ._pid import Down, ExitReason, MonitorRef, Pid, TimerRef
 if TYPE_CHECKING:
     from ._call import Caller
     from ._reports import ReportHandler
+
+log = logging.getLogger("switchd.otp")
 
 # A process that finds its mailbox non-empty does not park; it yields fully only every
 # _BURST messages (and checks for cancellation on each), so a flooded server cannot starve the loop.
@@ -227,6 +230,12 @@ class _Node:
         task = trio.lowlevel.current_task()
         if name is not None and name in self.names:
             raise AlreadyRegistered(f"name {name!r} is already registered to {self.names[name].pid}")
+        if name is None and "." not in task.name and "<" not in task.name:
+            # trio's nursery.start(fn, ..., name=...) takes `name` as the TASK name: the caller
+            # most likely meant a registered name. Say so instead of failing later with NoProcess.
+            log.warning("a %s started in task %r without a registered name: nursery.start() takes "
+                        "name= for the task; use functools.partial(Cls.start_link, ..., name=%r)",
+                        kind, task.name, task.name, extra={"task": task.name})
         self._counter += 1
         proc = _Process(self, self._counter, task, kind, self._parent_of(task))
         self.by_task[task] = proc

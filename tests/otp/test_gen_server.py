@@ -316,3 +316,12 @@ async def test_callers_queued_behind_a_crash_get_server_exited_not_a_timeout(
                 nursery.start_soon(ask, pid, request)
                 await trio.testing.wait_all_tasks_blocked()
     assert sorted(outcomes, key=repr) == [("crash", "ValueError", 1.0), ("get", "ValueError", 1.0)]
+
+
+async def test_a_name_given_to_nursery_start_is_flagged_as_the_task_name_trap(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Counter.start_link, name="counter")  # trio takes this name for the task
+        assert whereis("counter") is None
+        assert "use functools.partial(Cls.start_link, ..., name='counter')" in caplog.text
+        nursery.cancel_scope.cancel()
