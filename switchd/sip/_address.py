@@ -124,7 +124,7 @@ def parse_name_addr(text: str, where: str = "address") -> NameAddr:
     address = new_instance(NameAddr)
     _set_display_name(address, display)
     _set_uri(address, uri_text)  # parsed on first read of .uri
-    _set_params(address, parse_params(params_text, where) if params_text else ())
+    _set_params(address, parse_params(params_text, where, text) if params_text else ())
     _set_where(address, where)
     return address
 
@@ -136,5 +136,5 @@ def _addr_spec(text: str, where: str) -> NameAddr:
     if "," in uri_text or "?" in uri_text:
         raise bad(where, text, "',' or '?' in an addr-spec needs angle brackets")
     uri = parse_uri(uri_text, where)
-    params = parse_params(semi + params_text, where) if semi else ()
+    params = parse_params(semi + params_text, where, text) if semi else ()
     return NameAddr(None, uri, params)

@@ -52,13 +52,18 @@ def bad(where: str, text: str, detail: str = "") -> RemoteProtocolError:
     return RemoteProtocolError(f"malformed {where} {text!r}{extra}", reason=f"Bad {where}")
 
 
-def parse_params(text: str, where: str) -> Params:
-    """Parse ``;name[=value]...`` (`text` starts at the first ';', may have LWS, or is empty)."""
+def parse_params(text: str, where: str, whole: str | None = None) -> Params:
+    """Parse ``;name[=value]...`` (`text` starts at the first ';', may have LWS, or is empty).
+
+    `whole` is the complete element the parameters belong to, quoted in errors.
+    """
     if not text:
         return ()
+    if whole is None:
+        whole = text
     if _PARAM_CHARS.fullmatch(text):  # fast path: no quotes, no whitespace
         if text[0] != ";":
-            raise bad(where, text, "expected ';' before parameters")
+            raise bad(where, whole, "expected ';' before parameters")
         out: list[tuple[str, str | None]] = []
         for item in text[1:].split(";"):
             name, eq, value = item.partition("=")
@@ -66,7 +71,7 @@ def parse_params(text: str, where: str) -> Params:
             if not name or (eq and (not value or "=" in value)) or not (
                 name.isalnum() or TOKEN.fullmatch(name)
             ):
-                raise bad(where, text, f"bad parameter {item!r}")
+                raise bad(where, whole, f"bad parameter {item!r}")
             out.append((name, value if eq else None))
         return tuple(out)
     out = []
@@ -75,7 +80,7 @@ def parse_params(text: str, where: str) -> Params:
     while pos < end:
         m = _PARAM.match(text, pos)
         if m is None:
-            raise bad(where, text, f"bad parameter at offset {pos}")
+            raise bad(where, whole, f"bad parameter at offset {pos}")
         out.append((m.group(1), m.group(2)))
         pos = m.end()
     return tuple(out)

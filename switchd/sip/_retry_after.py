@@ -39,7 +39,7 @@ def parse_retry_after(text: str) -> RetryAfter:
     if m is None:
         raise bad("Retry-After", text)
     seconds_text, comment, params_text = m.groups()
-    params = parse_params(params_text, "Retry-After") if params_text else ()
+    params = parse_params(params_text, "Retry-After", text) if params_text else ()
     duration = get_param(params, "duration")
     if duration is not None and not duration.isdigit():
         raise bad("Retry-After", text, "duration must be delta-seconds")

@@ -120,7 +120,7 @@ def parse_uri(text: str, where: str = "URI") -> SipUri:
         headers = tuple(pairs)
     hostport, semi, params_text = rest.partition(";")
     host, port = split_hostport(hostport, where, text)
-    params = parse_params(semi + params_text, where) if semi else ()
+    params = parse_params(semi + params_text, where, text) if semi else ()
     uri = new_instance(SipUri)
     _set_scheme(uri, scheme)
     _set_user(uri, user)

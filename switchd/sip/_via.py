@@ -96,7 +96,7 @@ def parse_via(text: str) -> Via:
             port = int(port_text)
             if port > 65535:
                 raise bad("Via", text, f"port {port} out of range")
-        params = parse_params(params_text, "Via") if params_text else ()
+        params = parse_params(params_text, "Via", text) if params_text else ()
         protocol = "SIP/2.0" if name == "SIP" and version == "2.0" else f"{name}/{version}"
         return Via(transport.upper(), host, port, params, protocol)
     sent_by, semi, params_text = rest.partition(";")
@@ -107,6 +107,6 @@ def parse_via(text: str) -> Via:
     _set_transport(via, transport)
     _set_host(via, host)
     _set_port(via, port)
-    _set_params(via, parse_params(semi + params_text, "Via") if semi else ())
+    _set_params(via, parse_params(semi + params_text, "Via", text) if semi else ())
     _set_protocol(via, protocol)
     return via
