@@ -1,0 +1,122 @@
+"""Open CDRs left by a dead daemon are recovered at the next start, and only then."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from switchd.billing import (
+    BillingStore,
+    BillingStoreConfig,
+    Cdr,
+    CdrAnswer,
+    CdrClose,
+    CdrOpen,
+    CdrProgress,
+    CdrStatus,
+    Disposition,
+    HangupParty,
+    answer_cdr,
+    billing_child_spec,
+    close_cdr,
+    open_cdr,
+    open_engine,
+    progress_cdr,
+    store_status,
+)
+from switchd.otp import ServerExited, Supervisor, call, whereis
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+def _config(url: str, tmp_path: Path, node: str = "n1") -> BillingStoreConfig:
+    return BillingStoreConfig(url=url, node=node, spool_dir=tmp_path / "spool", rate_deck=CONFIG_DIR / "rates.csv")
+
+
+def _rows(url: str) -> dict[str, Cdr]:
+    engine = open_engine(url)
+    try:
+        with Session(engine) as session:
+            return {c.call_id: c for c in session.scalars(select(Cdr))}
+    finally:
+        engine.dispose()
+
+
+def test_open_cdrs_of_a_dead_run_are_closed_as_recovered_at_the_last_known_time(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+
+    async def first_run() -> None:  # then the daemon dies: nothing closes the calls
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(BillingStore.start_link, _config(db_url, tmp_path), name="billing"))
+            callee = "+14155550123"  # 1415: 0.008/min, 1/1
+            await open_cdr(CdrOpen(call_id="ringing", caller="4155550100", callee=callee, setup_at=setup))
+            await open_cdr(CdrOpen(call_id="talking", caller="4155550100", callee=callee, setup_at=setup))
+            await progress_cdr(CdrProgress(call_id="talking", at=setup + timedelta(seconds=2)))
+            await answer_cdr(CdrAnswer(call_id="talking", at=setup + timedelta(seconds=5)))
+            await open_cdr(CdrOpen(call_id="done", caller="4155550100", callee=callee, setup_at=setup))
+            await close_cdr(CdrClose(call_id="done", end_at=setup + timedelta(seconds=1),
+                                     disposition=Disposition.CANCELLED))
+            await open_cdr(CdrOpen(call_id="other-node", caller="1", callee="2", setup_at=setup))
+            nursery.cancel_scope.cancel()
+
+    async def second_run() -> int:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(BillingStore.start_link, _config(db_url, tmp_path), name="billing"))
+            recovered = (await store_status()).recovered
+            nursery.cancel_scope.cancel()
+        return recovered
+
+    trio.run(first_run)
+    # the other node's open CDR is not ours to recover
+    engine = open_engine(db_url)
+    with Session(engine) as session, session.begin():
+        session.scalars(select(Cdr).where(Cdr.call_id == "other-node")).one().node = "n2"
+    engine.dispose()
+    before = _rows(db_url)
+    with caplog.at_level(logging.WARNING, logger="switchd.billing"):
+        assert trio.run(second_run) == 2
+    after = _rows(db_url)
+
+    ringing, talking = after["ringing"], after["talking"]
+    assert ringing.status is CdrStatus.RECOVERED and ringing.disposition is Disposition.FAILED
+    assert ringing.end_at == before["ringing"].updated_at  # last known: when its open was written
+    assert (ringing.hangup_cause, ringing.hangup_by, ringing.billed_seconds, ringing.rated) == (
+        "recovered", HangupParty.SWITCH, 0, True)
+    assert talking.status is CdrStatus.RECOVERED and talking.disposition is Disposition.ANSWERED
+    assert talking.end_at == before["talking"].updated_at  # when its answer was written
+    assert talking.answer_at is not None and talking.end_at is not None
+    assert talking.billable_ms == (talking.end_at - talking.answer_at) // timedelta(milliseconds=1)
+    assert talking.rated and talking.billed_seconds == -(-(talking.billable_ms or 0) // 1000)
+    assert after["done"].status is CdrStatus.CLOSED and after["done"].updated_at == before["done"].updated_at
+    assert after["other-node"].status is CdrStatus.OPEN
+    assert "recovered 2 open CDR(s) of node n1" in caplog.text
+
+
+async def test_a_store_restarted_by_its_supervisor_leaves_calls_in_flight_open(
+    db_url: str, tmp_path: Path
+) -> None:
+    setup = datetime.now(UTC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Supervisor.start_link, [billing_child_spec(_config(db_url, tmp_path))])
+        await open_cdr(CdrOpen(call_id="live", caller="4155550100", callee="+14155550123", setup_at=setup))
+        first = whereis("billing")
+        with pytest.raises(ServerExited):
+            await call("billing", "not a billing request")  # the store crashes; the supervisor restarts it
+        await trio.testing.wait_all_tasks_blocked()
+        assert whereis("billing") not in (None, first)
+        assert (await store_status()).recovered == 0
+        await close_cdr(CdrClose(call_id="live", end_at=setup + timedelta(seconds=3), answer_at=setup,
+                                 disposition=Disposition.ANSWERED))
+        nursery.cancel_scope.cancel()
+    live = _rows(db_url)["live"]
+    assert (live.status, live.billable_ms, live.billed_seconds) == (CdrStatus.CLOSED, 3000, 3)
