@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from switchd.sip import Method, RemoteProtocolError, Request, Response, parse_message
+from switchd.sip import Method, NameAddr, RemoteProtocolError, Request, Response, parse_message
 from tests.sip.messages import ACK, BYE, INVITE, OK_200, SDP
 
 
@@ -87,3 +89,43 @@ def test_an_unsupported_sip_version_is_a_505() -> None:
 def test_a_content_length_that_disagrees_with_the_body_is_rejected() -> None:
     with pytest.raises(RemoteProtocolError, match="Content-Length 0 but the body has 3 bytes"):
         parse_message(ACK + b"abc")
+
+
+def _read_everything(message: Request | Response) -> None:
+    """Touch every typed accessor, as a curious caller would."""
+    for name in ("call_id", "cseq", "from_", "to", "vias", "top_via", "contact", "contact_is_star",
+                 "max_forwards", "content_type", "routes", "record_routes", "retry_after",
+                 "www_authenticate", "proxy_authenticate", "authorization", "proxy_authorization"):
+        try:
+            value = getattr(message, name)
+        except RemoteProtocolError:
+            continue
+        for address in value if isinstance(value, list) else [value]:
+            if isinstance(address, NameAddr):
+                try:
+                    address.uri  # noqa: B018
+                except RemoteProtocolError:
+                    pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_raise_nothing_but_remote_protocol_error(data: bytes) -> None:
+    try:
+        message = parse_message(data)
+    except RemoteProtocolError:
+        return
+    _read_everything(message)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(INVITE) - 1), st.binary(max_size=3)), min_size=1, max_size=6))
+def test_a_mangled_invite_raises_nothing_but_remote_protocol_error(edits: list[tuple[int, bytes]]) -> None:
+    data = bytearray(INVITE)
+    for position, replacement in edits:
+        data[position:position + 1] = replacement
+    try:
+        message = parse_message(bytes(data))
+    except RemoteProtocolError:
+        return
+    _read_everything(message)
