@@ -1,1 +1,23 @@
-"""switchd.sim."""
+"""switchd.sim: simulated phones and gateways (UAS) and callers (UAC) over SIP/TCP.
+
+Built on switchd.sip (messages, transactions, dialogs) and switchd.otp (every connection and every
+call is a process; the simulator is a supervision tree). Used by ``switchd sim``, ``switchd call``,
+``switchd load`` and the tests. See docs/sim.md.
+"""
+
+from ._address import HostPort, format_address, parse_address
+from ._behaviour import (
+    Answer, Behaviour, Behaviours, Busy, Drop, NeverAnswer, Reject, load_behaviours, parse_behaviour, parse_route,
+)
+from ._errors import AddressError, BehaviourError, SimError, SimTransportError
+from ._gateway import SimGateway, start_sim
+from ._load import LoadReport, expand_number, percentile, run_load
+from ._uac import CallOptions, CallResult, LadderEntry, Outcome, UacConnection, open_uac, place_call
+
+__all__ = [  # sorted; tests/test_exports.py checks it
+    "AddressError", "Answer", "Behaviour", "BehaviourError", "Behaviours", "Busy", "CallOptions", "CallResult",
+    "Drop", "HostPort", "LadderEntry", "LoadReport", "NeverAnswer", "Outcome", "Reject", "SimError",
+    "SimGateway", "SimTransportError", "UacConnection", "expand_number", "format_address", "load_behaviours",
+    "open_uac", "parse_address", "parse_behaviour", "parse_route", "percentile", "place_call", "run_load",
+    "start_sim",
+]
