@@ -1,0 +1,187 @@
+"""GatewayLink: one process per gateway, holding one persistent outbound TCP connection to it.
+
+Registered as ``gateway_name(gateway.name)``. Sessions send it ``ToGateway(request, reply_to)``;
+the first one opens the connection (bounded by ``connect_timeout``), later ones reuse it, and a
+message after the connection dropped opens a new one — connections are opened on use only, never
+probed (SIPp's callee must not see OPTIONS). What the gateway sends back (responses, and requests
+in the callee's dialog such as its BYE) is dispatched like inbound messages, with this process as
+the `conn`: a session answers the callee's BYE with ``Outbound(response)`` to it.
+
+Failure reporting (`GatewayFailed`), the contract with the sessions:
+
+* the connection cannot be opened (refused, unreachable, timeout) → the sender of that message;
+* the connection drops (reset, EOF, framing lost, write failed, peer too slow) → every session
+  that sent a message on that connection and is still alive, once per B-leg Call-ID it used.
+  A session that already finished that B-leg ignores it.
+
+After a failed connect, messages that arrive within ``holddown`` seconds fail at once without a
+new attempt, so a burst of calls to a dead gateway costs one connect, not one each.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import partial
+
+import trio
+
+from switchd.otp import (
+    ChildSpec, Down, MonitorRef, Pid, Process, Restart, demonitor, monitor, receive, self_pid, send,
+)
+from switchd.sip import Request, Response
+
+from ._routing import Gateway
+from ._sip_connection import ConnectionSettings, Dispatch, StreamIO
+from ._wire import GatewayFailed, Outbound, ToGateway, gateway_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkSettings:
+    """How a GatewayLink connects.
+
+    ``connect_timeout``: seconds a TCP connect may take before the gateway counts as unreachable, 5.0.
+    ``holddown``: seconds after a failed connect during which messages fail without a new attempt, 0.5.
+    """
+
+    connect_timeout: float = 5.0
+    holddown: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class _Dropped:
+    """Internal: the connection of generation `generation` ended with `reason`."""
+
+    generation: int
+    reason: str
+
+
+@dataclass(slots=True)
+class _User:
+    """A session that sent on the current connection: its monitor and the B-leg Call-IDs it used."""
+
+    ref: MonitorRef
+    call_ids: set[str] = field(default_factory=set)
+
+
+class GatewayLink:
+    """The connection process of one gateway (see the module docstring)."""
+
+    @staticmethod
+    async def start_link(gateway: Gateway, conn_settings: ConnectionSettings, dispatch: Dispatch,
+                         link_settings: LinkSettings = LinkSettings(), *,
+                         task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the link registered as ``gateway_name(gateway.name)``; started at once, unconnected."""
+        await Process.start_link(_Link(gateway, conn_settings, dispatch, link_settings).run,
+                                 name=gateway_name(gateway.name), task_status=task_status)
+
+
+def gateway_link_spec(gateway: Gateway, conn_settings: ConnectionSettings, dispatch: Dispatch,
+                      link_settings: LinkSettings = LinkSettings()) -> ChildSpec:
+    """The child spec of `gateway`'s link: id ``gateway_name(gateway.name)``, PERMANENT."""
+    return ChildSpec(id=gateway_name(gateway.name),
+                     start=partial(GatewayLink.start_link, gateway, conn_settings, dispatch, link_settings),
+                     restart=Restart.PERMANENT, shutdown=2.0)
+
+
+class _Link:
+    def __init__(self, gateway: Gateway, conn_settings: ConnectionSettings, dispatch: Dispatch,
+                 settings: LinkSettings) -> None:
+        self.gateway = gateway
+        self.conn_settings = conn_settings
+        self.dispatch = dispatch
+        self.settings = settings
+        self.label = f"gateway {gateway.name} ({gateway.address})"
+        self.io: StreamIO | None = None
+        self.generation = 0
+        self.users: dict[Pid, _User] = {}
+        self.failed_at: float | None = None
+        self.failure = ""
+
+    async def run(self) -> None:
+        pid = self_pid()
+        async with trio.open_nursery() as nursery:
+            while True:
+                msg = await receive()
+                kind = type(msg)
+                if kind is ToGateway:
+                    assert isinstance(msg, ToGateway)
+                    await self._to_gateway(msg, pid, nursery)
+                elif kind is Outbound:
+                    assert isinstance(msg, Outbound)
+                    if self.io is not None:
+                        self.io.send_message(msg.message)
+                    else:
+                        log.warning("%s: not connected, %s dropped", self.label, _describe(msg.message),
+                                    extra={"gateway": self.gateway.name, "call_id": msg.message.headers.get("Call-ID")})
+                elif kind is _Dropped:
+                    assert isinstance(msg, _Dropped)
+                    self._dropped(msg)
+                elif kind is Down:
+                    assert isinstance(msg, Down)
+                    self.users.pop(msg.pid, None)
+                else:
+                    log.warning("%s: unexpected message %r", self.label, msg, extra={"gateway": self.gateway.name})
+
+    async def _to_gateway(self, msg: ToGateway, pid: Pid, nursery: trio.Nursery) -> None:
+        call_id = msg.message.call_id
+        if self.io is None:
+            failure = await self._connect(pid, nursery)
+            if failure is not None:
+                send(msg.reply_to, GatewayFailed(self.gateway.name, call_id, failure))
+                return
+        assert self.io is not None
+        user = self.users.get(msg.reply_to)
+        if user is None:
+            user = self.users[msg.reply_to] = _User(monitor(msg.reply_to))
+        user.call_ids.add(call_id)
+        self.io.send_message(msg.message)
+
+    async def _connect(self, pid: Pid, nursery: trio.Nursery) -> str | None:
+        """Open the connection; returns None, or why it failed."""
+        now = trio.current_time()
+        if self.failed_at is not None and now - self.failed_at < self.settings.holddown:
+            return f"{self.failure} (held down for {self.settings.holddown:g}s)"
+        gw = self.gateway
+        stream: trio.SocketStream | None = None
+        with trio.move_on_after(self.settings.connect_timeout):
+            try:
+                stream = await trio.open_tcp_stream(gw.host, gw.port)
+            except OSError as exc:
+                return self._failed(f"cannot connect to {gw.address}: {exc.strerror or exc}")
+        if stream is None:
+            return self._failed(f"cannot connect to {gw.address}: no answer within {self.settings.connect_timeout:g}s")
+        self.failed_at = None
+        self.generation += 1
+        io = self.io = StreamIO(stream, pid, self.conn_settings, self.dispatch, f"{self.label} {pid}")
+        nursery.start_soon(self._pump, io, self.generation)
+        log.info("%s: connected", self.label, extra={"gateway": gw.name})
+        return None
+
+    def _failed(self, reason: str) -> str:
+        self.failed_at = trio.current_time()
+        self.failure = reason
+        log.warning("%s: %s", self.label, reason, extra={"gateway": self.gateway.name})
+        return reason
+
+    async def _pump(self, io: StreamIO, generation: int) -> None:
+        reason = await io.run()
+        send(io.owner, _Dropped(generation, reason))
+
+    def _dropped(self, msg: _Dropped) -> None:
+        if msg.generation != self.generation:
+            return
+        self.io = None
+        users, self.users = self.users, {}
+        log.warning("%s: connection lost: %s; %d session(s) told", self.label, msg.reason, len(users),
+                    extra={"gateway": self.gateway.name, "reason": msg.reason})
+        for session, user in users.items():
+            demonitor(user.ref, flush=True)
+            for call_id in user.call_ids:
+                send(session, GatewayFailed(self.gateway.name, call_id, f"connection lost: {msg.reason}"))
+
+
+def _describe(message: Request | Response) -> str:
+    return f"{message.status} response" if isinstance(message, Response) else f"{message.method} request"
