@@ -34,6 +34,10 @@ _KNOWN: dict[str, tuple[str, str]] = {k: (v.lower(), v) for k, v in CANONICAL.it
 _KNOWN.update({v: (v.lower(), v) for v in CANONICAL.values()})
 
 
+_SINGLE_VALUED = [("call-id", "Call-ID"), ("cseq", "CSeq"), ("from", "From"), ("to", "To"),
+                  ("max-forwards", "Max-Forwards")]
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Parser limits; each breach is a RemoteProtocolError whose `.limit` names the field."""
@@ -69,7 +73,7 @@ def _start_line(line: str) -> tuple[Request | Response, RemoteProtocolError | No
         uri_text, _, version = rest.partition(" ")
         if version == "SIP/2.0":
             try:
-                return Request(known, parse_uri(uri_text, "Request-URI"), Headers._from_fields([])), None
+                return Request(known, _request_uri(uri_text), Headers._from_fields([])), None
             except RemoteProtocolError as exc:
                 request = Request(known, SipUri(), Headers._from_fields([]))
                 exc.partial = request
@@ -90,7 +94,7 @@ def _start_line(line: str) -> tuple[Request | Response, RemoteProtocolError | No
         if m is not None:
             token, uri_text, version = m.groups()
             try:
-                uri = parse_uri(uri_text, "Request-URI")
+                uri = _request_uri(uri_text)
                 error = None
             except RemoteProtocolError as exc:
                 uri, error = SipUri(), exc
@@ -111,6 +115,14 @@ def _start_line(line: str) -> tuple[Request | Response, RemoteProtocolError | No
         reason="Bad Start-Line",
         framing_lost=True,
     )
+
+
+def _request_uri(text: str) -> SipUri:
+    uri = parse_uri(text, "Request-URI")
+    if uri.headers:
+        # RFC 3261 §19.1.1 (table 1): headers are not allowed in a Request-URI (RFC 4475 escruri).
+        raise RemoteProtocolError(f"Request-URI {text!r} carries URI headers", reason="Bad Request-URI")
+    return uri
 
 
 def _version_error(version: str, message: Request | Response) -> RemoteProtocolError | None:
@@ -205,6 +217,12 @@ def validate(message: Request | Response, limits: Limits = DEFAULT_LIMITS) -> No
     Raises RemoteProtocolError(400, "Bad <header>" / "Missing <header>") with `.partial` set.
     """
     try:
+        keys = [field[0] for field in message.headers._fields]
+        for key, name in _SINGLE_VALUED:
+            if keys.count(key) > 1:
+                # RFC 4475 §3.3.9 (multi01): one value only, or nobody knows which one counts.
+                raise RemoteProtocolError(f"{name} header appears {keys.count(key)} times",
+                                          reason=f"Multiple {name}")
         vias = message.vias
         if len(vias) > limits.max_vias:
             raise RemoteProtocolError(
