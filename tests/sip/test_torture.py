@@ -173,6 +173,7 @@ def test_3_1_1_3_percent_escapes_are_kept_as_written() -> None:
         "Content-Length: 150",
         body=sdp(b"192.0.2.1"),
     ))
+    assert isinstance(message, Request)
     assert (message.uri.user, message.uri.host) == ("sips%3Auser%40example.com", "example.net")
     assert message.to.uri.user == "%75se%72" and message.from_.uri.user == "I%20have%20spaces"
     assert message.contact[0].uri.params == (("%6C%72", None), ("n%61me", "v%61lue%25%34%31"))
@@ -244,6 +245,7 @@ def test_3_1_1_9_semicolons_in_the_user_part_belong_to_the_user() -> None:
         "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKkdjuw",
         "l: 0",
     ))
+    assert isinstance(message, Request)
     assert (message.uri.user, message.uri.host, message.uri.params) == (
         "user;par=u%40example.net", "example.com", ())
     assert len(message.headers.get_all("Accept")) == 6
