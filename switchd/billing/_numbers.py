@@ -22,6 +22,7 @@ international_prefix="00", trunk_prefix="0", national_digits=10`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ._errors import InvalidNumber
 
@@ -83,8 +84,13 @@ def normalize_number(
     return "+" + international
 
 
+@lru_cache(maxsize=65_536)
 def normalize_or_none(raw: str, plan: NumberingPlan) -> str | None:
-    """normalize_number(raw) under `plan`, or None when `raw` is not a number (e.g. 'anonymous')."""
+    """normalize_number(raw) under `plan`, or None when `raw` is not a number (e.g. 'anonymous').
+
+    Cached: the same subscribers call and are called over and over, and this runs on the store's
+    event loop for every CDR opened.
+    """
     try:
         return normalize_number(
             raw,

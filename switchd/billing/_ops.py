@@ -28,6 +28,10 @@ class OpKind(StrEnum):
     CLOSE = "close"
 
 
+OPEN_FIELDS = (
+    "key", "node", "call_id", "attempt", "a_from_tag", "a_to_tag", "account", "caller_raw", "caller",
+    "callee_raw", "callee", "b_attempts", "setup_at", "rate_plan", "rated", "status", "created_at", "updated_at",
+)
 LEG_FIELDS = ("b_call_id", "gateway", "route_id", "route_prefix", "b_attempts")
 PROGRESS_FIELDS = ("key", "progress_at", *LEG_FIELDS, "updated_at")
 ANSWER_FIELDS = ("key", "answer_at", "a_to_tag", *LEG_FIELDS, "updated_at")
@@ -51,7 +55,8 @@ class Op:
 
 
 def _leg(request: CdrProgress | CdrAnswer | CdrClose) -> dict[str, Any]:
-    return {name: getattr(request, name) for name in LEG_FIELDS}
+    return {"b_call_id": request.b_call_id, "gateway": request.gateway, "route_id": request.route_id,
+            "route_prefix": request.route_prefix, "b_attempts": request.b_attempts}
 
 
 def op_for(

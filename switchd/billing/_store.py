@@ -53,6 +53,7 @@ from ._ops import Op, op_for
 from ._rating import RateDeck
 from ._requests import CdrAnswer, CdrClose, CdrOpen, CdrProgress
 from ._spool import Spool
+from ._types import to_utc_ms
 from ._writer import Writer
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ class BillingStore(GenServer[_State]):
         if isinstance(request, _WRITES):
             cfg = state.config
             op = op_for(request, node=cfg.node, default_plan=cfg.default_plan, numbering=cfg.numbering,
-                        now=datetime.now(UTC))
+                        now=to_utc_ms(datetime.now(UTC)))
             state.pending.append((op, caller))
             if len(state.pending) >= cfg.max_batch:
                 await self._flush(state)

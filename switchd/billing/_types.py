@@ -36,6 +36,8 @@ def to_money(value: Decimal | int | str) -> Decimal:
 
 def to_utc_ms(value: datetime) -> datetime:
     """`value` in UTC, truncated to whole milliseconds; ValueError for a naive datetime."""
+    if value.tzinfo is UTC and value.microsecond % 1000 == 0:
+        return value  # the common case: already UTC to the millisecond
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()!r}: billing times must be timezone-aware")
     utc = value.astimezone(UTC)

@@ -18,12 +18,14 @@ cached from its open, or read back in one SELECT per batch after a restart.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, func, select
+from sqlalchemy import Connection, Engine, Table, bindparam, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -31,8 +33,9 @@ from sqlalchemy.orm import Session
 from ._decks import load_decks, store_deck
 from ._errors import BillingError, StoreUnavailable, UnknownCdr
 from ._models import Cdr, CdrStatus, Disposition, HangupParty
-from ._ops import ANSWER_FIELDS, CLOSE_FIELDS, LEG_FIELDS, PROGRESS_FIELDS, Op, OpKind
+from ._ops import ANSWER_FIELDS, CLOSE_FIELDS, LEG_FIELDS, OPEN_FIELDS, PROGRESS_FIELDS, Op, OpKind
 from ._rating import RateDeck, rate_call
+from ._types import Money, UtcDateTime, to_money, to_utc_ms
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,8 @@ def _first_wins(name: str) -> Any:
 def _update(values: dict[str, Any]) -> Any:
     return (
         _TABLE.update()
-        .where(_TABLE.c.key == bindparam("p_key"), _TABLE.c.status == CdrStatus.OPEN)
+        # the constant is SQL text, not a parameter: the batch rows carry only p_* values
+        .where(_TABLE.c.key == bindparam("p_key"), _TABLE.c.status == literal_column(f"'{CdrStatus.OPEN.value}'"))
         .values(**values)
     )
 
@@ -98,6 +102,68 @@ def _params(values: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
     return {f"p_{name}": values[name] for name in fields}
 
 
+def _utc_ms(value: datetime | None) -> datetime | None:
+    return None if value is None else to_utc_ms(value)
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    utc = _utc_ms(value)
+    return None if utc is None else utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_money(value: Decimal | None) -> int | None:
+    return None if value is None else int(to_money(value).scaleb(6))
+
+
+def _money(value: Decimal | None) -> Decimal | None:
+    return None if value is None else to_money(value)
+
+
+def _enum_value(value: Enum | None) -> object:
+    return None if value is None else value.value
+
+
+def _encoder(column: str, dialect: str) -> Callable[[Any], object] | None:
+    """How the batch path encodes `column` for `dialect`, exactly as the column type would."""
+    kind = _TABLE.c[column].type
+    if isinstance(kind, UtcDateTime):
+        return _sqlite_time if dialect == "sqlite" else _utc_ms
+    if isinstance(kind, Money):
+        return _sqlite_money if dialect == "sqlite" else _money
+    if getattr(kind, "enum_class", None) is not None:
+        return _enum_value
+    return None
+
+
+class _Statement:
+    """A statement compiled once for the engine's dialect, run as a driver-level executemany.
+
+    The batch path encodes values itself (exactly as Money, UtcDateTime and the enums would) and
+    hands the driver ready rows: SQLAlchemy's per-row parameter processing would otherwise cost
+    more than the database. Reads keep going through the ORM types.
+    """
+
+    def __init__(self, statement: Any, engine: Engine, names: Sequence[str] | None = None) -> None:
+        compiled = statement.compile(dialect=engine.dialect, column_keys=list(names) if names else None)
+        self.sql = str(compiled)
+        positional = bool(compiled.positional)
+        params = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
+        dialect = engine.dialect.name
+        # One generated function per statement builds a driver row from an op's dict, like
+        # namedtuple and dataclasses generate theirs: a generic loop costs twice as much.
+        encoders = {f"e{i}": _encoder(p.removeprefix("p_"), dialect) for i, p in enumerate(params)}
+        items = [f"row[{p!r}]" if encoders[f"e{i}"] is None else f"e{i}(row[{p!r}])" for i, p in enumerate(params)]
+        body = f"({', '.join(items)},)" if positional else "{" + ", ".join(
+            f"{p!r}: {item}" for p, item in zip(params, items, strict=True)) + "}"
+        namespace: dict[str, Any] = {k: v for k, v in encoders.items() if v is not None}
+        exec(f"def build(row):\n    return {body}\n", namespace)  # noqa: S102 (names and reprs only)
+        self._build: Callable[[dict[str, Any]], Any] = namespace["build"]
+
+    def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        build = self._build
+        conn.exec_driver_sql(self.sql, [build(row) for row in rows])
+
+
 class Writer:
     """Applies ops to one database; holds the decks and the open-CDR cache. One thread at a time."""
 
@@ -106,7 +172,10 @@ class Writer:
         self.decks: dict[str, RateDeck] = dict(decks or {})
         self._known: dict[str, _Known] = {}
         insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
-        self._open = insert(_TABLE).on_conflict_do_nothing(index_elements=["key"])
+        self._open = _Statement(insert(_TABLE).on_conflict_do_nothing(index_elements=["key"]), engine, OPEN_FIELDS)
+        self._progress = _Statement(_PROGRESS, engine)
+        self._answer = _Statement(_ANSWER, engine)
+        self._close = _Statement(_CLOSE, engine)
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -125,13 +194,13 @@ class Writer:
             with self.engine.begin() as conn:
                 opens = [op.values for op in ops if op.kind is OpKind.OPEN]
                 if opens:
-                    conn.execute(self._open, opens)
+                    self._open.run(conn, opens)
                 progress = [_params(op.values, PROGRESS_FIELDS) for op in ops if op.kind is OpKind.PROGRESS]
                 if progress:
-                    conn.execute(_PROGRESS, progress)
+                    self._progress.run(conn, progress)
                 answers = [_params(op.values, ANSWER_FIELDS) for op in ops if op.kind is OpKind.ANSWER]
                 if answers:
-                    conn.execute(_ANSWER, answers)
+                    self._answer.run(conn, answers)
                 closes = [(i, op) for i, op in enumerate(ops) if op.kind is OpKind.CLOSE]
                 if closes:
                     known = self._lookup(conn, [op.key for _, op in closes], answered)
@@ -144,7 +213,7 @@ class Writer:
                         rows.append(self._closed(op.values, info))
                         closed.add(op.key)
                     if rows:
-                        conn.execute(_CLOSE, rows)
+                        self._close.run(conn, rows)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"billing database write of {len(ops)} op(s) failed: {exc}") from exc
         # committed: only now may the cache believe it
