@@ -1,0 +1,285 @@
+"""switchd.app: the tree, crash isolation, the SIGTERM drain, SIGHUP reload, and the daemon's start."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import switchd.app as app_module
+from switchd.app import ReloadResult, Runtime, build_app, migrate, reload, reload_config, run_daemon, serve
+from switchd.config import Address, Config, loads
+from switchd.otp import (
+    Application, ChildSpec, ExitReason, GenServer, NoReply, Pid, Process, Restart, Stop, Supervisor, send_after,
+    self_pid, start_child, stop, which_children, whereis,
+)
+from switchd.sip import Response, parse_message
+from switchd.switch import Outbound, a_leg_name, listening_on, router_state
+
+from .switch.test_dispatch import Mailbox
+from .switch.transport_helpers import Peer, request
+
+ROUTES = """
+[[gateways]]
+name = "gw1"
+address = "127.0.0.1:5071"
+
+[[routes]]
+prefix = ""
+gateways = ["gw1"]
+"""
+
+
+def make_config(tmp_path: Path, *, drain_timeout: float = 30.0, routes: str = ROUTES) -> Config:
+    (tmp_path / "routes.toml").write_text(routes)
+    config = loads(f"""
+node = "test-node"
+data_dir = "data"
+[timers]
+drain_timeout = {drain_timeout}
+[routing]
+routes_file = "routes.toml"
+""", base_dir=tmp_path)
+    return dataclasses.replace(config, sip=dataclasses.replace(config.sip, listen=Address("127.0.0.1", 0)))
+
+
+def children_named(app: Application, *ids: str) -> list[ChildSpec]:
+    by_id = {spec.id: spec for spec in app.children}
+    return [by_id[i] for i in ids]
+
+
+def runtime_of(app: Application) -> Runtime:
+    assert isinstance(app.config, Runtime)
+    return app.config
+
+
+@asynccontextmanager
+async def tree(specs: Sequence[ChildSpec], app: Application) -> AsyncIterator[Pid]:
+    async with trio.open_nursery() as nursery:
+        root: Pid = await nursery.start(partial(Supervisor.start_link, specs, app.flags, name=app.name))
+        yield root
+        await stop(root, "shutdown", timeout=60)
+
+
+class FakeCall(GenServer[str]):
+    """Stands in for a CallSession: registered by Call-ID, ends after `hold` s, records its terminate."""
+
+    ended: list[tuple[str, ExitReason, float]] = []
+
+    async def init(self, call_id: str, hold: float | None) -> str:
+        if hold is not None:
+            send_after(self_pid(), "hang up", hold)
+        return call_id
+
+    async def handle_info(self, msg: Any, state: str) -> NoReply[str] | Stop[str]:
+        return Stop("normal", state)
+
+    async def terminate(self, reason: ExitReason, state: str) -> None:
+        FakeCall.ended.append((state, reason, trio.current_time()))
+
+
+async def start_call(call_id: str, hold: float | None) -> Pid:
+    spec = ChildSpec(id=call_id, start=partial(FakeCall.start_link, call_id, hold, name=a_leg_name(call_id)),
+                     restart=Restart.TEMPORARY)
+    return await start_child("calls", spec)
+
+
+# --- the tree --------------------------------------------------------------------------------------
+
+
+async def test_the_whole_tree_starts_in_order_and_answers_sip(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    async with trio.open_nursery() as nursery:
+        root: Pid = await nursery.start(serve, config)
+        assert [c.id for c in await which_children(root)] == ["events", "billing", "router", "calls", "sip",
+                                                               "reloader"]
+        assert whereis("gateway:gw1") is not None
+        [(host, port)] = await listening_on()
+        peer = Peer(await trio.open_tcp_stream(host, port))
+        await peer.send(request("OPTIONS", "ping-1"))
+        answer = await peer.read()
+        assert isinstance(answer, Response) and answer.status == 200
+        await peer.stream.aclose()
+        await stop("switchd", "shutdown", timeout=30)
+    assert (tmp_path / "data" / "switchd.sqlite3").is_file()  # migrated by the daemon itself
+
+
+async def test_serve_returns_0_after_a_clean_stop(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    codes: list[int] = []
+
+    async def run(task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED) -> None:
+        codes.append(await serve(config, task_status=task_status))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run)
+        await stop("switchd", "shutdown", timeout=30)
+    assert codes == [0]
+
+
+def test_run_daemon_returns_2_when_the_database_cannot_be_prepared(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    config = dataclasses.replace(config, database=dataclasses.replace(config.database,
+                                                                      url="sqlite:////proc/no/such/dir/x.db"))
+    assert run_daemon(config, configure_logs=False) == 2
+
+
+@pytest.mark.parametrize("victim", ["router", "billing", "events"])
+async def test_a_crash_of_a_shared_server_restarts_only_it_and_ends_no_call(tmp_path: Path, victim: str) -> None:
+    config = make_config(tmp_path)
+    await trio.to_thread.run_sync(migrate, config)
+    app = build_app(config)
+    async with tree(children_named(app, "events", "billing", "router", "calls"), app):
+        call = await start_call("in-flight", None)
+        before = {c.id: c.pid for c in await which_children("switchd")}
+        await stop(victim, "crashed by the test", timeout=10)
+        await trio.testing.wait_all_tasks_blocked()  # the supervisor has the exit: our call queues behind it
+        after = {c.id: c.pid for c in await which_children("switchd")}
+        assert after[victim] is not None and after[victim] != before[victim]
+        assert {k: v for k, v in after.items() if k != victim} == {k: v for k, v in before.items() if k != victim}
+        assert whereis(a_leg_name("in-flight")) == call  # the call in flight never noticed
+
+
+async def test_a_crashed_call_ends_only_that_call(tmp_path: Path) -> None:
+    app = build_app(make_config(tmp_path))
+    async with tree(children_named(app, "events", "router", "calls"), app):
+        crashing = await start_call("crashing", None)
+        other = await start_call("other", None)
+        calls = whereis("calls")
+        await stop(crashing, "crashed by the test", timeout=5)
+        await trio.testing.wait_all_tasks_blocked()
+        assert whereis(a_leg_name("other")) == other
+        assert whereis("calls") == calls
+        assert [c.pid for c in await which_children("calls")] == [other]
+
+
+async def test_a_restarted_router_comes_back_with_the_last_accepted_table(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    app = build_app(config)
+    runtime = runtime_of(app)
+    async with tree(children_named(app, "events", "router", "calls", "sip", "reloader"), app):
+        (tmp_path / "routes.toml").write_text(ROUTES.replace('prefix = ""', 'prefix = "44"'))
+        result = await reload()
+        assert result.ok and result.routes == 1
+        (tmp_path / "routes.toml").write_text("this is [ not toml")  # broken after the reload
+        await stop("router", "crashed by the test", timeout=5)
+        await trio.testing.wait_all_tasks_blocked()
+        assert [r.prefix for r in (await router_state()).table.routes] == ["44"]
+        assert runtime.reloads == 1
+
+
+# --- SIGTERM: the drain ------------------------------------------------------------------------------
+
+
+async def test_the_drain_refuses_new_calls_and_waits_only_as_long_as_calls_last(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    FakeCall.ended.clear()
+    app = build_app(make_config(tmp_path, drain_timeout=30))
+    runtime = runtime_of(app)
+    assert app.prep_stop is not None
+    async with tree(children_named(app, "calls"), app), trio.open_nursery() as nursery:
+        await start_call("short", 3.0)
+        await start_call("shorter", 1.0)
+        box = Mailbox()
+        conn: Pid = await nursery.start(Process.start_link, box.run)
+        async with trio.open_nursery() as draining:
+            draining.start_soon(app.prep_stop, app)
+            await trio.testing.wait_all_tasks_blocked()
+            assert runtime.admission.draining
+            await runtime.dispatcher(parse_message(request("INVITE", "too-late")), conn, 0.0)
+            refused = await box.next(0)
+            assert isinstance(refused, Outbound) and isinstance(refused.message, Response)
+            assert (refused.message.status, refused.message.headers.get("Retry-After")) == (503, "30")
+        assert trio.current_time() == 3.0
+        nursery.cancel_scope.cancel()
+    assert [(c, r) for c, r, _ in FakeCall.ended] == [("shorter", "normal"), ("short", "normal")]
+
+
+async def test_calls_still_up_at_the_drain_timeout_are_ended_then(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    FakeCall.ended.clear()
+    app = build_app(make_config(tmp_path, drain_timeout=10))
+    async with tree(children_named(app, "calls"), app):
+        await start_call("forever-1", None)
+        await start_call("forever-2", None)
+        await start_call("brief", 2.0)
+        assert app.prep_stop is not None
+        await app.prep_stop(app)
+        assert trio.current_time() == 10.0
+        assert await which_children("calls") == []
+    ended = {c: (r, t) for c, r, t in FakeCall.ended}
+    assert ended["brief"] == ("normal", 2.0)
+    assert ended["forever-1"] == ("shutdown", 10.0)
+    assert ended["forever-2"] == ("shutdown", 10.0)
+
+
+async def test_a_drain_with_no_calls_returns_at_once(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    app = build_app(make_config(tmp_path))
+    async with tree(children_named(app, "calls"), app):
+        assert app.prep_stop is not None
+        await app.prep_stop(app)
+        assert trio.current_time() == 0.0
+
+
+# --- SIGHUP: reload ----------------------------------------------------------------------------------
+
+
+async def test_a_reload_with_an_invalid_routes_file_changes_nothing(tmp_path: Path) -> None:
+    app = build_app(make_config(tmp_path))
+    runtime = runtime_of(app)
+    async with tree(children_named(app, "events", "router", "calls", "sip"), app):
+        before = await router_state()
+        (tmp_path / "routes.toml").write_text(ROUTES.replace('gateways = ["gw1"]', 'gateways = ["nowhere"]'))
+        result = await reload_config(runtime)
+        assert not result.ok and result.error is not None and "unknown gateway 'nowhere'" in result.error
+        after = await router_state()
+        assert after.table == before.table and after.swaps == before.swaps
+        assert runtime.table == before.table and runtime.reloads == 0
+
+
+async def test_a_valid_reload_swaps_the_table_and_starts_links_for_new_gateways(tmp_path: Path) -> None:
+    app = build_app(make_config(tmp_path))
+    runtime = runtime_of(app)
+    async with tree(children_named(app, "events", "router", "calls", "sip"), app):
+        (tmp_path / "routes.toml").write_text(ROUTES + """
+[[gateways]]
+name = "gw2"
+address = "127.0.0.1:5072"
+
+[[routes]]
+prefix = "44"
+gateways = ["gw2", "gw1"]
+""")
+        result = await reload_config(runtime)
+        assert result == ReloadResult(True, routes=2, rates=None, gateways=("gw2: new at 127.0.0.1:5072",))
+        assert whereis("gateway:gw2") is not None
+        assert len((await router_state()).table) == 2
+
+
+async def test_sighup_reloads_the_routes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = trio.Event()
+    results: list[ReloadResult] = []
+
+    async def observed(runtime: Runtime) -> ReloadResult:
+        results.append(await reload_config(runtime))
+        done.set()
+        return results[-1]
+
+    monkeypatch.setattr(app_module, "reload_config", observed)
+    app = build_app(make_config(tmp_path))
+    async with tree(children_named(app, "events", "router", "calls", "sip", "reloader"), app):
+        (tmp_path / "routes.toml").write_text(ROUTES.replace('prefix = ""', 'prefix = "1"'))
+        os.kill(os.getpid(), signal.SIGHUP)
+        with trio.fail_after(5):
+            await done.wait()
+        assert results[0].ok
+        assert [r.prefix for r in (await router_state()).table.routes] == ["1"]
