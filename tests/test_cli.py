@@ -1,14 +1,38 @@
-"""The console script's basic contract: --version and --help work."""
+"""The console script: --version/--help, and run, sim, call, load and cdr as a user meets them."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import logging
 import subprocess
 import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
 
 import pytest
+import trio
+from defusedxml import ElementTree
 
 from switchd import __version__
-from switchd.cli import main
+from switchd.billing import (
+    BillingStore, BillingStoreConfig, CdrAnswer, CdrClose, CdrOpen, Disposition, HangupParty, answer_cdr, close_cdr, open_cdr,
+)
+from switchd.cli import JsonLinesFormatter, main
+from switchd.sim import Answer, Behaviours, Busy, start_sim
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """main() installs a handler on the root logger; put the root logger back as it was."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,3 +48,212 @@ def test_help_runs_as_a_real_process() -> None:
     )
     assert result.returncode == 0
     assert "usage: switchd" in result.stdout
+    for command in ("run", "sim", "call", "load", "cdr"):
+        assert command in result.stdout
+
+
+def _one_red_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("switchd: ")
+    return lines[0]
+
+
+def test_a_bad_argument_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["load", "--rate", "0", "--calls", "5", "--hold", "1"]) == 2
+    line = _one_red_line(capsys.readouterr().err)
+    assert "--rate" in line and "'0' is not a positive number" in line
+    assert main(["call", "1000"]) == 2
+    assert "required: TO" in _one_red_line(capsys.readouterr().err)
+    assert main(["call", "1000", "2000", "--server", "127.0.0.1:http"]) == 2
+    assert "'127.0.0.1:http'" in _one_red_line(capsys.readouterr().err)
+
+
+# --- call ----------------------------------------------------------------------------------------------
+
+
+async def test_call_against_a_simulator_prints_the_ladder_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    async with trio.open_nursery() as nursery:
+        sim = await start_sim(nursery, ["127.0.0.1:0"], Behaviours(default=Answer(ring=0.05)), name="cli-sim")
+        server = f"127.0.0.1:{sim.addresses[0][1]}"
+        with trio.fail_after(10):
+            code = await trio.to_thread.run_sync(main, ["call", "1000", "2000", "--server", server, "--hold", "0.05"])
+        nursery.cancel_scope.cancel()
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.splitlines()
+    ladder = [line for line in lines if "──" in line]
+    assert [line.split("──")[-1].strip(" ▶│") for line in ladder] == [
+        "INVITE", "100 Trying", "180 Ringing", "200 OK", "ACK", "BYE", "200 OK (BYE)",
+    ]
+    assert "▶ INVITE" in ladder[0] and "◀" in ladder[1]
+    assert ladder[0].strip().startswith("+0.000s")
+    assert lines[-1].startswith("answered: 200 OK, setup ") and lines[-1].endswith("caller hung up")
+
+
+async def test_a_busy_call_still_got_a_final_answer_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    async with trio.open_nursery() as nursery:
+        sim = await start_sim(nursery, ["127.0.0.1:0"], Behaviours(default=Busy()), name="cli-busy")
+        with trio.fail_after(10):
+            code = await trio.to_thread.run_sync(main, ["call", "1000", "2000", "--server",
+                                                        f"127.0.0.1:{sim.addresses[0][1]}"])
+        nursery.cancel_scope.cancel()
+    assert code == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("rejected: 486 Busy Here")
+
+
+async def test_call_to_a_closed_port_is_one_error_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    port = listener.socket.getsockname()[1]
+    await listener.aclose()
+    code = await trio.to_thread.run_sync(main, ["call", "1000", "2000", "--server", f"127.0.0.1:{port}"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert _one_red_line(captured.err) == f"switchd: cannot connect to 127.0.0.1:{port}: Connection refused"
+    assert captured.out == ""
+
+
+# --- load ----------------------------------------------------------------------------------------------
+
+
+async def test_load_prints_outcomes_and_percentiles(capsys: pytest.CaptureFixture[str]) -> None:
+    behaviours = Behaviours(default=Answer(ring=0.0), prefixes={"1": Busy()})
+    async with trio.open_nursery() as nursery:
+        sim = await start_sim(nursery, ["127.0.0.1:0"], behaviours, name="cli-load")
+        args = ["load", "--rate", "100", "--calls", "20", "--hold", "0.01", "--to", "xx",
+                "--server", f"127.0.0.1:{sim.addresses[0][1]}"]
+        with trio.fail_after(20):
+            code = await trio.to_thread.run_sync(main, args)
+        nursery.cancel_scope.cancel()
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = {line.split("│")[0].strip(): line.split("│")[1].strip() for line in out.splitlines()
+            if line.count("│") == 2 and line.split("│")[0].strip().isdigit()}
+    assert rows == {"200": "10", "486": "10"}
+    assert "p50" in out and "p95" in out and "p99" in out and " ms" in out
+    assert "20 calls in " in out and "calls/s achieved (asked 100)" in out
+
+
+# --- run -----------------------------------------------------------------------------------------------
+
+
+def test_run_with_a_bad_config_is_one_line_naming_key_and_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "switchd.toml"
+    config.write_text('node = "n1"\n\n[sip]\nlisen = "127.0.0.1:5060"\n')
+    assert main(["run", "--config", str(config)]) == 2
+    line = _one_red_line(capsys.readouterr().err)
+    assert f"{config}:4" in line and "sip.lisen" in line
+
+
+def test_run_without_a_config_file_names_the_default_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run"]) == 2
+    line = _one_red_line(capsys.readouterr().err)
+    assert str(tmp_path / "config" / "switchd.toml") in line and "cannot read" in line
+
+
+# --- cdr -----------------------------------------------------------------------------------------------
+
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+async def _write_cdrs(db: Path, spool: Path) -> None:
+    """Three calls through the BillingStore: answered (30 s), busy, cancelled."""
+    config = BillingStoreConfig(url=f"sqlite:///{db}", node="cli-test", spool_dir=spool)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(BillingStore.start_link, config, name="billing"))
+        await open_cdr(CdrOpen(call_id="call-answered", caller="14155550199", callee="14155550100", setup_at=T0))
+        await answer_cdr(CdrAnswer(call_id="call-answered", at=T0 + timedelta(seconds=2)))
+        await close_cdr(CdrClose(call_id="call-answered", end_at=T0 + timedelta(seconds=32),
+                                 disposition=Disposition.ANSWERED, sip_code=200, hangup_by=HangupParty.CALLER,
+                                 gateway="gw1"))
+        for minute, (call_id, disposition, code) in enumerate(
+            [("call-busy", Disposition.BUSY, 486), ("call-cancelled", Disposition.CANCELLED, 487)], start=1
+        ):
+            at = T0 + timedelta(minutes=minute)
+            await open_cdr(CdrOpen(call_id=call_id, caller="14155550199", callee="011442071234567", setup_at=at))
+            await close_cdr(CdrClose(call_id=call_id, end_at=at + timedelta(seconds=5), disposition=disposition,
+                                     sip_code=code))
+        nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+def cdr_config(tmp_path: Path) -> Path:
+    """A config naming a migrated SQLite database with three CDRs written through billing."""
+    db = tmp_path / "billing.sqlite3"
+    trio.run(_write_cdrs, db, tmp_path / "spool")
+    config = tmp_path / "switchd.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{db}"\n')
+    return config
+
+
+def test_cdr_as_csv_lists_every_record_with_its_fields(cdr_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cdr", "--config", str(cdr_config), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["call_id"] for r in rows] == ["call-answered", "call-busy", "call-cancelled"]
+    answered = rows[0]
+    assert (answered["disposition"], answered["sip_code"], answered["callee"]) == ("ANSWERED", "200", "+14155550100")
+    assert (answered["billable_ms"], answered["gateway"], answered["hangup_by"]) == ("30000", "gw1", "caller")
+    assert [r["disposition"] for r in rows[1:]] == ["BUSY", "CANCELLED"]
+
+
+def test_cdr_as_json_is_one_object_per_line(cdr_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cdr", "--config", str(cdr_config), "--format", "json", "--disposition", "busy"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["call_id"], r["disposition"], r["sip_code"]) for r in records] == [("call-busy", "BUSY", 486)]
+
+
+def test_cdr_as_xml_parses_and_filters_by_callee(cdr_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cdr", "--config", str(cdr_config), "--format", "xml", "--callee", "44"]) == 0
+    root = ElementTree.fromstring(capsys.readouterr().out)
+    assert root.tag == "cdrs"
+    assert [c.findtext("call_id") for c in root.findall("cdr")] == ["call-busy", "call-cancelled"]
+    assert {c.findtext("callee") for c in root.findall("cdr")} == {"+442071234567"}
+
+
+def test_cdr_as_a_table_shows_each_record_and_honours_limit_and_time(
+    cdr_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cdr", "--config", str(cdr_config)]) == 0
+    out = capsys.readouterr().out
+    for call_id in ("call-answered", "call-busy", "call-cancelled"):
+        assert call_id in out
+    assert "ANSWERED" in out and "30.000" in out and "+14155550100" in out
+    assert out.splitlines()[-1] == "3 CDRs"
+    assert main(["cdr", "--config", str(cdr_config), "--limit", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "call-answered" in out and "call-busy" not in out
+    assert out.splitlines()[-1].startswith("1 CDR; more match")
+    assert main(["cdr", "--config", str(cdr_config), "--since", "2026-11-25T09:00:30"]) == 0
+    out = capsys.readouterr().out
+    assert "call-answered" not in out and out.splitlines()[-1] == "2 CDRs"
+
+
+def test_cdr_errors_are_one_line(tmp_path: Path, cdr_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "elsewhere.toml"
+    missing.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "none.sqlite3"}"\n')
+    assert main(["cdr", "--config", str(missing)]) == 1
+    assert "no billing database at" in _one_red_line(capsys.readouterr().err)
+    assert main(["cdr", "--config", str(cdr_config), "--since", "yesterday"]) == 2
+    assert "'yesterday' is not an ISO 8601" in _one_red_line(capsys.readouterr().err)
+    assert main(["cdr", "--config", str(cdr_config), "--format", "csv", "--limit", "5"]) == 2
+    assert "--limit applies to --format table" in _one_red_line(capsys.readouterr().err)
+    assert main(["cdr", "--config", str(cdr_config), "--caller", "abc"]) == 2
+    assert "'abc' is not a number prefix" in _one_red_line(capsys.readouterr().err)
+
+
+# --- logging -------------------------------------------------------------------------------------------
+
+
+def test_log_records_off_a_terminal_are_json_lines_with_their_extra_fields() -> None:
+    record = logging.makeLogRecord({"name": "switchd.sim", "levelname": "INFO", "msg": "call %s over",
+                                    "args": ("c1",), "call_id": "c1"})
+    entry = json.loads(JsonLinesFormatter().format(record))
+    assert (entry["message"], entry["logger"], entry["level"], entry["call_id"]) == (
+        "call c1 over", "switchd.sim", "INFO", "c1",
+    )

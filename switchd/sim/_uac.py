@@ -14,6 +14,7 @@ the call is cancelled (or abandoned without a provisional) and ends as TIMEOUT.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -161,7 +162,7 @@ async def open_uac(server: str | HostPort, *, connect_timeout: float = 5.0) -> A
         with trio.fail_after(connect_timeout):
             stream = await trio.open_tcp_stream(*address)
     except OSError as exc:
-        raise SimTransportError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+        raise SimTransportError(f"cannot connect to {where}: {_reason(exc)}") from exc
     except trio.TooSlowError:
         raise SimTransportError(f"cannot connect to {where}: no answer within {connect_timeout:g}s") from None
     local = local_address(stream)
@@ -171,6 +172,16 @@ async def open_uac(server: str | HostPort, *, connect_timeout: float = 5.0) -> A
             yield UacConnection(nursery, conn, local, address)
         finally:
             nursery.cancel_scope.cancel(reason="UAC connection closed")
+
+
+def _reason(exc: OSError) -> str:
+    """Why a connect failed: trio wraps the per-address errors ("all attempts ... failed") in __cause__."""
+    if exc.strerror:
+        return exc.strerror
+    cause = exc.__cause__
+    causes = cause.exceptions if isinstance(cause, BaseExceptionGroup) else [cause]
+    reasons = sorted({os.strerror(c.errno) if c.errno else str(c) for c in causes if isinstance(c, OSError)})
+    return "; ".join(reasons) if reasons else str(exc)
 
 
 async def place_call(server: str | HostPort, caller: str, callee: str, *, hold: float = 0.0,
