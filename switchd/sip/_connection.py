@@ -68,6 +68,7 @@ class Connection:
         self.limits = Limits(max_message_size, max_headers, max_line_length, max_vias)
         self._buffer = bytearray()
         self._scanned = 0  # bytes already searched for the end of the head
+        self._line_start = 0  # where the unterminated head's last line starts
         self._pending: Parsed | None = None
         self._head_size = 0
         self._eof = False
@@ -122,10 +123,14 @@ class Connection:
                 return ConnectionClosed() if self._eof else NEED_DATA
             end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
             if end < 0:
-                self._scanned = len(buffer)
                 self._check_unterminated_head()
                 return NEED_DATA
-            self._scanned = 0
+            self._scanned = self._line_start = 0
+            if end + 4 > self.limits.max_message_size:
+                raise RemoteProtocolError(
+                    f"a head of {end + 4} bytes, over max_message_size={self.limits.max_message_size}",
+                    status_hint=513, framing_lost=True, limit="max_message_size",
+                )
             self._head_size = end + 4
             self._pending = self._parse(end)
         pending = self._pending
@@ -178,8 +183,12 @@ class Connection:
                 f"no end of headers within max_message_size={limits.max_message_size} bytes",
                 status_hint=513, framing_lost=True, limit="max_message_size",
             )
-        line_start = buffer.rfind(b"\n") + 1
-        if len(buffer) - line_start > limits.max_line_length:
+        # Only the bytes that arrived since the last call are searched: no quadratic rescans.
+        newline = buffer.rfind(b"\n", self._scanned)
+        if newline >= 0:
+            self._line_start = newline + 1
+        self._scanned = len(buffer)
+        if len(buffer) - self._line_start > limits.max_line_length:
             raise RemoteProtocolError(
                 f"a line of over max_line_length={limits.max_line_length} characters",
                 reason="Line Too Long", framing_lost=True, limit="max_line_length",

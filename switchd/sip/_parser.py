@@ -30,8 +30,11 @@ _STATUS_LINE = re.compile(r"([Ss][Ii][Pp]/[0-9]+\.[0-9]+) ([1-6][0-9][0-9]) ([^\
 _SIPISH = re.compile(r"\S+\s+.*[Ss][Ii][Pp]/[0-9]|[Ss][Ii][Pp]/[0-9]")
 # lower-case name → (lower-case canonical, canonical) for known headers and compact forms.
 # Keyed by the lower-case and by the canonical spelling, so the usual spelling needs no lower().
-_KNOWN: dict[str, tuple[str, str]] = {k: (v.lower(), v) for k, v in CANONICAL.items()}
-_KNOWN.update({v: (v.lower(), v) for v in CANONICAL.values()})
+# One shared tuple per header, so the loop can test for Content-Length by identity.
+_ENTRIES: dict[str, tuple[str, str]] = {v: (v.lower(), v) for v in CANONICAL.values()}
+_KNOWN: dict[str, tuple[str, str]] = {k: _ENTRIES[v] for k, v in CANONICAL.items()}
+_KNOWN.update(_ENTRIES)
+_CONTENT_LENGTH = _ENTRIES["Content-Length"]
 
 
 _SINGLE_VALUED = [("call-id", "Call-ID"), ("cseq", "CSeq"), ("from", "From"), ("to", "To"),
@@ -152,19 +155,22 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
     problem is returned in `Parsed.error` / `Parsed.content_length_error` for the caller to
     raise once it knows where the message ends.
     """
-    lines = head.split("\r\n")
-    message, error = _start_line(lines[0])
+    start, *lines = head.split("\r\n")
+    message, error = _start_line(start)
     fields: list[Field] = message.headers._fields
     append = fields.append
     known_get = _KNOWN.get
+    lengths: list[str] = []  # Content-Length values, checked after the loop
     if len(head) > limits.max_line_length:
-        error = _long_line(lines, limits) or error
-    for index in range(1, len(lines)):
-        line = lines[index]
+        error = _long_line([start, *lines], limits) or error
+    for line in lines:
         name, colon, value = line.partition(":")
         known = known_get(name)
         if known is not None and colon:  # fast path: a known header spelt as usual
-            append((known[0], known[1], value.strip(), None))
+            value = value.strip()
+            append((known[0], known[1], value, None))
+            if known is _CONTENT_LENGTH:
+                lengths.append(value)
             continue
         if line[:1] == " " or line[:1] == "\t":  # RFC 3261 §7.3.1: folded onto the previous line
             if not fields:
@@ -173,6 +179,8 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
                 )
                 continue
             key, name, value, raw = fields[-1]
+            if key == "content-length":
+                lengths[-1] = f"{value} {line.strip()}".strip()
             fields[-1] = (key, name, f"{value} {line.strip()}".strip(),
                           None if raw is None else f"{raw}\r\n{line}")
             continue
@@ -184,7 +192,10 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
         name = name.rstrip(" \t")
         known = known_get(name.lower())
         if known is not None:
-            append((known[0], known[1], value.strip(), None))
+            value = value.strip()
+            append((known[0], known[1], value, None))
+            if known is _CONTENT_LENGTH:
+                lengths.append(value)
         elif TOKEN.fullmatch(name):
             append((name.lower(), name, value.strip(), line))
         else:
@@ -197,15 +208,14 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
         )
     content_length: int | None = None
     cl_error: str | None = None
-    for key, _, value, _ in fields:
-        if key == "content-length":
-            if not value.isdigit() or not value.isascii() or len(value) > 10:
-                cl_error = f"malformed Content-Length {value!r}"
-                break
-            if content_length is not None and int(value) != content_length:
-                cl_error = f"conflicting Content-Length values {content_length} and {value}"
-                break
-            content_length = int(value)
+    for value in lengths:
+        if not value.isdigit() or not value.isascii() or len(value) > 10:
+            cl_error = f"malformed Content-Length {value!r}"
+            break
+        if content_length is not None and int(value) != content_length:
+            cl_error = f"conflicting Content-Length values {content_length} and {value}"
+            break
+        content_length = int(value)
     if error is not None:
         error.partial = message
     return Parsed(message, content_length, cl_error, error)

@@ -171,6 +171,14 @@ def test_a_head_that_never_ends_hits_max_message_size() -> None:
     assert (info.value.status_hint, info.value.limit) == (513, "max_message_size")
 
 
+def test_a_complete_head_over_max_message_size_is_a_513_before_it_is_parsed() -> None:
+    connection = Connection(max_message_size=300)
+    connection.receive_data(INVITE)
+    with pytest.raises(RemoteProtocolError, match="a head of .* over max_message_size=300") as info:
+        connection.next_event()
+    assert (info.value.status_hint, info.value.framing_lost) == (513, True)
+
+
 def test_an_endless_line_hits_max_line_length_before_the_message_ends() -> None:
     connection = Connection(max_line_length=100)
     connection.receive_data(b"INVITE sip:" + b"a" * 200)
