@@ -135,10 +135,11 @@ class EventRecorder(otp.EventHandler[list[Any]]):
 
 @dataclass
 class Phone:
-    """The caller's side of one call: its INVITE, its connection process and what it received."""
+    """The caller's side of one call: its INVITE, its own connection process and what that received."""
 
-    bench: Bench
     invite: Request
+    conn: Pid
+    wire: Wire
     dialog: Dialog | None = None
 
     @property
@@ -146,16 +147,16 @@ class Phone:
         return self.invite.call_id
 
     def send(self, message: Request | Response) -> None:
-        otp.send(a_leg_name(self.call_id), Inbound(wire(message), self.bench.conn, trio.current_time()))
+        otp.send(a_leg_name(self.call_id), Inbound(wire(message), self.conn, trio.current_time()))
 
     async def expect(self, status: int) -> Response:
-        message = await self.bench.caller_wire.next()
+        message = await self.wire.next()
         assert isinstance(message, Response), f"expected {status}, got {message}"
         assert message.status == status, f"expected {status}, got {message.status} {message.reason}"
         return message
 
     async def expect_request(self, method: Method) -> Request:
-        message = await self.bench.caller_wire.next()
+        message = await self.wire.next()
         assert isinstance(message, Request) and message.method == method, f"expected {method}, got {message}"
         return message
 
@@ -228,8 +229,6 @@ class Link:
 @dataclass
 class Bench:
     nursery: trio.Nursery
-    conn: Pid
-    caller_wire: Wire
     links: dict[str, Link]
     cdrs: list[Any]
     events: list[Any]
@@ -247,11 +246,12 @@ class Bench:
                             headers=[("Content-Type", "application/sdp")], body=SDP)
         invite = wire(sent)
         assert isinstance(invite, Request)
-        pid = await otp.start_child("calls", call_session_spec(invite, self.conn, trio.current_time(),
-                                                               self.settings))
+        caller_wire = Wire()
+        conn = await self.nursery.start(otp.Process.start_link, _caller_link, caller_wire)
+        pid = await otp.start_child("calls", call_session_spec(invite, conn, trio.current_time(), self.settings))
         self.exits[pid] = Wire()
         await self.nursery.start(otp.Process.start_link, _watch, pid, self.exits[pid])
-        return Phone(self, invite), pid
+        return Phone(invite, conn, caller_wire), pid
 
     async def exited(self, pid: Pid) -> otp.ExitReason:
         """Wait until the session `pid` exits; its exit reason."""
@@ -288,15 +288,13 @@ async def bench(*, settings: CallSettings = SETTINGS, router: bool = True,
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(otp.Supervisor.start_link, children, name="top"))
         await otp.add_handler("events", "recorder", EventRecorder, events)
-        caller_wire = Wire()
-        conn = await nursery.start(otp.Process.start_link, _caller_link, caller_wire)
         links = {}
         for name in ("gw1", "gw2"):
             out, replies = Wire(), dict[str, Pid]()
             pid = await nursery.start(partial(otp.Process.start_link, _gateway_link, out, replies,
                                               name=gateway_name(name)))
             links[name] = Link(name, pid, out, replies)
-        yield Bench(nursery, conn, caller_wire, links, cdrs, events, settings)
+        yield Bench(nursery, links, cdrs, events, settings)
         nursery.cancel_scope.cancel()
 
 

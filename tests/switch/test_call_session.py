@@ -14,16 +14,17 @@ from trio.testing import MockClock
 
 from switchd import otp
 from switchd.billing import CdrAnswer, CdrOpen, CdrProgress, Disposition, HangupParty
-from switchd.sip import Method
+from switchd.sip import Method, Request
 from switchd.switch import (
     CallAnswered,
     CallEnded,
+    CallFailover,
     CallProgress,
     CallSetup,
     a_leg_name,
 )
 
-from ._call_harness import ANSWER_SDP, SDP, bench
+from ._call_harness import ANSWER_SDP, SDP, Bench, Phone, bench
 
 
 async def test_an_answered_call_is_bridged_and_the_caller_hangs_up(autojump_clock: MockClock) -> None:
@@ -96,3 +97,128 @@ async def test_the_callee_hanging_up_sends_a_bye_to_the_caller(autojump_clock: M
         assert closed.end_at - answered.at == timedelta(seconds=45.0)
         assert bye.call_id == invite.call_id
         assert otp.whereis(a_leg_name(phone.call_id)) is None
+
+
+async def test_a_busy_callee_is_relayed_to_the_caller_and_billed_busy(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        await trio.sleep(0.5)
+        gw1.respond(invite, 486)
+        ack = await gw1.expect_request(Method.ACK)  # the client transaction ACKs the non-2xx
+        assert ack.branch == invite.branch
+        await phone.expect(100)
+        busy = await phone.expect(486)
+        assert busy.to.tag is not None
+        assert await b.exited(pid) == "normal"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.sip_code, closed.hangup_by) == (Disposition.BUSY, 486, HangupParty.CALLEE)
+        assert closed.end_at - b.steps(phone.call_id, CdrOpen)[0].setup_at == timedelta(seconds=0.5)
+        assert b.link("gw2").out.empty()
+
+
+async def answer_on(b: Bench, phone: Phone, gateway: str) -> Request:
+    """The call reaches `gateway`, which answers; the caller ACKs. Returns the B-leg INVITE."""
+    link = b.link(gateway)
+    invite = await link.expect_request(Method.INVITE)
+    link.respond(invite, 200)
+    phone.ack(await phone.expect(200))
+    await link.expect_request(Method.ACK)
+    return invite
+
+
+async def test_a_503_from_the_first_gateway_fails_over_to_the_second(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        first = await gw1.expect_request(Method.INVITE)
+        await trio.sleep(0.2)
+        gw1.respond(first, 503, headers=[("Retry-After", "30")])  # shorter than the 60 s the call may wait
+        await gw1.expect_request(Method.ACK)
+        second = await answer_on(b, phone, "gw2")
+        assert second.call_id != first.call_id and second.body == SDP
+        assert trio.current_time() == 0.2
+        phone.bye()
+        await phone.expect(200)
+        b.link("gw2").respond(await b.link("gw2").expect_request(Method.BYE), 200)
+        assert await b.exited(pid) == "normal"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.gateway, closed.b_attempts) == (Disposition.ANSWERED, "gw2", 2)
+        assert closed.b_call_id == second.call_id
+        failover = [e for e in await b.flush_events() if isinstance(e, CallFailover)]
+        assert [(f.gateway, f.next_gateway, f.attempt) for f in failover] == [("gw1", "gw2", 2)]
+        assert failover[0].reason.startswith("503")
+
+
+async def test_an_unreachable_gateway_fails_over_whether_its_link_is_missing_or_reports_failure(
+        autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        # "down" has no link process at all: the session fails over at once
+        phone, _ = await b.call("9123")
+        await phone.expect(100)
+        await answer_on(b, phone, "gw2")
+        # gw1's link reports the connection refused
+        other, _ = await b.call("4420")
+        await other.expect(100)
+        invite = await b.link("gw1").expect_request(Method.INVITE)
+        b.link("gw1").fail(invite)
+        await answer_on(b, other, "gw2")
+        assert trio.current_time() == 0.0
+        events = await b.flush_events()
+        reasons = [e.reason for e in events if isinstance(e, CallFailover)]
+        assert reasons == ["gateway down: no connection process", "gateway gw1: connection refused"]
+
+
+async def test_a_gateway_that_never_answers_is_failed_over_at_timer_b(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, _ = await b.call("4420")
+        await phone.expect(100)
+        await b.link("gw1").expect_request(Method.INVITE)
+        await answer_on(b, phone, "gw2")
+        assert trio.current_time() == 32.0  # 64*T1
+        events = await b.flush_events()
+        assert [e.reason for e in events if isinstance(e, CallFailover)] == ["no response (Timer B)"]
+
+
+async def test_a_503_asking_for_longer_than_the_call_can_wait_is_relayed_not_failed_over(
+        autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 503, headers=[("Retry-After", "120")])
+        await phone.expect(100)
+        relayed = await phone.expect(503)
+        assert relayed.headers.get("Retry-After") == "120"
+        assert await b.exited(pid) == "normal"
+        assert b.link("gw2").out.empty()
+        assert b.close(phone.call_id).disposition is Disposition.CONGESTION
+
+
+async def test_a_number_without_a_route_gets_404(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("5550100")
+        await phone.expect(100)
+        await phone.expect(404)
+        assert await b.exited(pid) == "normal"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.sip_code, closed.gateway) == (Disposition.NO_ROUTE, 404, None)
+
+
+async def test_when_every_gateway_fails_the_caller_gets_503(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        for name in ("gw1", "gw2"):
+            link = b.link(name)
+            invite = await link.expect_request(Method.INVITE)
+            await trio.sleep(1.0)
+            link.respond(invite, 500)
+        await phone.expect(100)
+        await phone.expect(503)
+        assert trio.current_time() == 2.0
+        assert await b.exited(pid) == "normal"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.sip_code, closed.b_attempts) == (Disposition.CONGESTION, 503, 2)
+        assert closed.hangup_cause == "all_gateways_failed"
