@@ -7,6 +7,7 @@ the calls supervisor are the real ones.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import trio
@@ -24,7 +25,7 @@ from switchd.switch import (
     a_leg_name,
 )
 
-from ._call_harness import ANSWER_SDP, SDP, Bench, Phone, bench
+from ._call_harness import ANSWER_SDP, SDP, SETTINGS, Bench, Phone, bench
 
 
 async def test_an_answered_call_is_bridged_and_the_caller_hangs_up(autojump_clock: MockClock) -> None:
@@ -222,3 +223,138 @@ async def test_when_every_gateway_fails_the_caller_gets_503(autojump_clock: Mock
         closed = b.close(phone.call_id)
         assert (closed.disposition, closed.sip_code, closed.b_attempts) == (Disposition.CONGESTION, 503, 2)
         assert closed.hangup_cause == "all_gateways_failed"
+
+
+async def test_a_caller_cancel_gets_200_and_487_and_the_b_leg_is_cancelled(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 180)
+        await phone.expect(180)
+        await trio.sleep(4.0)
+        phone.cancel()
+        await phone.expect(200)  # to the CANCEL
+        await phone.expect(487)  # to the INVITE
+        cancel = await gw1.expect_request(Method.CANCEL)
+        assert cancel.call_id == invite.call_id and cancel.branch == invite.branch
+        gw1.respond(cancel, 200)
+        gw1.respond(invite, 487)
+        await gw1.expect_request(Method.ACK)  # the 487 is absorbed: the transaction ACKs it
+        assert await b.exited(pid) == "normal"
+        assert phone.wire.empty()
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.sip_code, closed.hangup_by) == (Disposition.CANCELLED, 487, HangupParty.CALLER)
+        assert closed.end_at - b.steps(phone.call_id, CdrOpen)[0].setup_at == timedelta(seconds=4.0)
+
+
+async def test_a_cancel_before_the_gateway_sent_any_1xx_waits_for_its_1xx(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        phone.cancel()
+        await phone.expect(100)
+        await phone.expect(200)
+        await phone.expect(487)
+        await trio.sleep(1.0)
+        assert gw1.out.empty()  # RFC 3261 §9.1: no CANCEL before a provisional response
+        gw1.respond(invite, 100)
+        cancel = await gw1.expect_request(Method.CANCEL)
+        gw1.respond(cancel, 200)
+        gw1.respond(invite, 487)
+        await gw1.expect_request(Method.ACK)
+        assert await b.exited(pid) == "normal"
+        assert trio.current_time() == 1.0
+
+
+async def test_no_answer_in_time_cancels_the_b_leg_and_gives_the_caller_480(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 180)
+        await phone.expect(180)
+        await phone.expect(480)
+        assert trio.current_time() == 60.0
+        cancel = await gw1.expect_request(Method.CANCEL)
+        gw1.respond(cancel, 200)
+        gw1.respond(invite, 487)
+        assert await b.exited(pid) == "normal"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.sip_code, closed.hangup_by) == (Disposition.NO_ANSWER, 480, HangupParty.SWITCH)
+
+
+async def test_a_b_leg_that_ignores_our_cancel_is_given_up_after_64_t1(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 180)
+        await trio.sleep(1.0)
+        phone.cancel()
+        await gw1.expect_request(Method.CANCEL)
+        assert await b.exited(pid) == "normal"
+        assert trio.current_time() == 1.0 + 32.0
+
+
+async def test_the_maximum_call_duration_hangs_up_both_legs(autojump_clock: MockClock) -> None:
+    settings = replace(SETTINGS, max_call_duration=600.0)
+    async with bench(settings=settings) as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        await trio.sleep(2.0)
+        await answer_on(b, phone, "gw1")
+        gw1 = b.link("gw1")
+        caller_bye = await phone.expect_request(Method.BYE)
+        callee_bye = await gw1.expect_request(Method.BYE)
+        assert trio.current_time() == 602.0
+        phone.answer(caller_bye)
+        gw1.respond(callee_bye, 200)
+        assert await b.exited(pid) == "normal"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
+            Disposition.ANSWERED, HangupParty.SWITCH, "max_duration")
+        [answered] = b.steps(phone.call_id, CdrAnswer)
+        assert closed.end_at - answered.at == timedelta(seconds=600.0)
+
+
+async def test_the_200_is_retransmitted_until_the_ack_and_then_no_more(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 200)
+        times = []
+        for _ in range(3):
+            ok = await phone.expect(200)
+            times.append(trio.current_time())
+        assert times == [0.0, 0.5, 1.5]  # T1, then 2*T1 apart (RFC 3261 §13.3.1.4)
+        phone.ack(ok)
+        await gw1.expect_request(Method.ACK)
+        await trio.sleep(100.0)
+        assert phone.wire.empty()
+
+
+async def test_a_200_the_caller_never_acks_ends_with_bye_on_both_legs(autojump_clock: MockClock) -> None:
+    settings = replace(SETTINGS, retransmit_2xx=False)
+    async with bench(settings=settings) as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 200)
+        ok = await phone.expect(200)
+        caller_bye = await phone.expect_request(Method.BYE)  # retransmit_2xx=False: the 200 went out once
+        assert trio.current_time() == 32.0 and caller_bye.to.tag == ok.from_.tag
+        ack = await gw1.expect_request(Method.ACK)  # the callee's 2xx is ACKed before its BYE
+        bye = await gw1.expect_request(Method.BYE)
+        assert ack.cseq.seq == invite.cseq.seq and bye.cseq.seq == invite.cseq.seq + 1
+        gw1.respond(bye, 200)
+        phone.answer(caller_bye)
+        assert await b.exited(pid) == "normal"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.hangup_cause) == (Disposition.FAILED, "ack_timeout")
