@@ -23,13 +23,37 @@ from ._retry_after import RetryAfter, parse_retry_after
 from ._uri import SipUri
 from ._via import Via, parse_via
 
-__all__ = ["Request", "Response"]
+__all__ = ["Request", "Response", "parse_call_id", "parse_from", "parse_max_forwards", "parse_to"]
 
 _UNSET: Any = object()
 
 
 def _missing(name: str) -> RemoteProtocolError:
     return RemoteProtocolError(f"missing {name} header", reason=f"Missing {name}")
+
+
+def parse_call_id(text: str) -> str:
+    """A Call-ID value (RFC 3261 §20.8: one word, no whitespace)."""
+    if not text or " " in text or "\t" in text:
+        raise RemoteProtocolError(f"malformed Call-ID {text!r}", reason="Bad Call-ID")
+    return text
+
+
+def parse_max_forwards(text: str) -> int:
+    """A Max-Forwards value (RFC 3261 §20.22: 0..255; leading zeros allowed)."""
+    if text.isdigit() and text.isascii() and int(text) <= 255:
+        return int(text)
+    raise RemoteProtocolError(f"malformed Max-Forwards {text!r}", reason="Bad Max-Forwards")
+
+
+def parse_from(text: str) -> NameAddr:
+    """A From value."""
+    return parse_name_addr(text, "From")
+
+
+def parse_to(text: str) -> NameAddr:
+    """A To value."""
+    return parse_name_addr(text, "To")
 
 
 class _Accessors:
@@ -54,10 +78,7 @@ class _Accessors:
         cache = self.headers._cache
         value: str | None = cache.get("call-id")
         if value is None:
-            value = self._required("call-id", "Call-ID")
-            if " " in value or "\t" in value:
-                raise RemoteProtocolError(f"malformed Call-ID {value!r}", reason="Bad Call-ID")
-            cache["call-id"] = value
+            value = cache["call-id"] = parse_call_id(self._required("call-id", "Call-ID"))
         return value
 
     @property
@@ -75,7 +96,7 @@ class _Accessors:
         cache = self.headers._cache
         value: NameAddr | None = cache.get("from")
         if value is None:
-            value = cache["from"] = parse_name_addr(self._required("from", "From"), "From")
+            value = cache["from"] = parse_from(self._required("from", "From"))
         return value
 
     @property
@@ -84,7 +105,7 @@ class _Accessors:
         cache = self.headers._cache
         value: NameAddr | None = cache.get("to")
         if value is None:
-            value = cache["to"] = parse_name_addr(self._required("to", "To"), "To")
+            value = cache["to"] = parse_to(self._required("to", "To"))
         return value
 
     @property
@@ -133,14 +154,7 @@ class _Accessors:
         value: int | None = cache.get("max-forwards", _UNSET)
         if value is _UNSET:
             text = self.headers._first("max-forwards")
-            if text is None:
-                value = None
-            elif text.isdigit() and text.isascii() and int(text) <= 255:
-                value = int(text)
-            else:
-                raise RemoteProtocolError(f"malformed Max-Forwards {text!r}",
-                                          reason="Bad Max-Forwards")
-            cache["max-forwards"] = value
+            value = cache["max-forwards"] = None if text is None else parse_max_forwards(text)
         return value
 
     @property

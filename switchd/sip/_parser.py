@@ -13,13 +13,16 @@ loses framing; anything else is found once the message is framed and costs only 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._codes import KNOWN_METHODS, method_of
 from ._errors import RemoteProtocolError
-from ._grammar import TOKEN
+from ._grammar import TOKEN, split_comma
 from ._headers import CANONICAL, Field, Headers
-from ._message import Request, Response
+from ._cseq import CSeq, parse_cseq
+from ._message import Request, Response, parse_call_id, parse_from, parse_max_forwards, parse_to
+from ._via import parse_via
 from ._uri import SipUri, parse_uri
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "Parsed", "parse_head", "parse_message", "validate"]
@@ -37,8 +40,14 @@ _KNOWN.update(_ENTRIES)
 _CONTENT_LENGTH = _ENTRIES["Content-Length"]
 
 
-_SINGLE_VALUED = [("call-id", "Call-ID"), ("cseq", "CSeq"), ("from", "From"), ("to", "To"),
-                  ("max-forwards", "Max-Forwards")]
+# The single-valued headers validate() parses, by key; their parsed values are what the
+# message's accessors cache under the same key.
+_VALIDATED: dict[str, Callable[[str], object]] = {
+    "call-id": parse_call_id, "cseq": parse_cseq, "from": parse_from, "to": parse_to,
+    "max-forwards": parse_max_forwards,
+}
+_MANDATORY = ("from", "to", "call-id", "cseq")
+_NAMES = {"call-id": "Call-ID", "cseq": "CSeq", "from": "From", "to": "To", "max-forwards": "Max-Forwards"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,34 +233,51 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
 def validate(message: Request | Response, limits: Limits = DEFAULT_LIMITS) -> None:
     """Check the headers every transaction and dialog needs (RFC 3261 §8.1.1, §8.2.2).
 
+    Via, From, To, Call-ID and CSeq must be present and well-formed, the single-valued ones
+    (and Max-Forwards) at most once, and a request's CSeq method must be its method. One pass
+    over the fields parses them into the cache the message's accessors read.
+
     Raises RemoteProtocolError(400, "Bad <header>" / "Missing <header>") with `.partial` set.
     """
+    cache = message.headers._cache
+    vias: list[str] = []
     try:
-        keys = [field[0] for field in message.headers._fields]
-        for key, name in _SINGLE_VALUED:
-            if keys.count(key) > 1:
-                # RFC 4475 §3.3.9 (multi01): one value only, or nobody knows which one counts.
-                raise RemoteProtocolError(f"{name} header appears {keys.count(key)} times",
-                                          reason=f"Multiple {name}")
-        vias = message.vias
+        for key, _, value, _ in message.headers._fields:
+            parse = _VALIDATED.get(key)
+            if parse is not None:
+                if key in cache:
+                    # RFC 4475 §3.3.9 (multi01): one value only, or nobody knows which counts.
+                    raise RemoteProtocolError(f"{_NAMES[key]} header appears more than once",
+                                              reason=f"Multiple {_NAMES[key]}")
+                cache[key] = parse(value)
+            elif key == "via":
+                if "," in value:
+                    vias.extend(split_comma(value))
+                else:
+                    vias.append(value)
+        if not vias:
+            raise RemoteProtocolError("missing Via header", reason="Missing Via")
         if len(vias) > limits.max_vias:
             raise RemoteProtocolError(
                 f"{len(vias)} Via values, over max_vias={limits.max_vias}",
                 reason="Too Many Via Headers",
                 limit="max_vias",
             )
-        message.from_
-        message.to
-        message.call_id
-        cseq = message.cseq
-        message.max_forwards
+        cache["via"] = [parse_via(v) for v in vias]
+        for key in _MANDATORY:
+            if key not in cache:
+                name = _NAMES[key]
+                raise RemoteProtocolError(f"missing {name} header", reason=f"Missing {name}")
+        cseq: CSeq = cache["cseq"]
         if isinstance(message, Request) and cseq.method != message.method:
             # RFC 3261 §8.1.1.5: the CSeq method MUST match the request method.
             raise RemoteProtocolError(
                 f"CSeq method {cseq.method!s} does not match request method {message.method!s}",
                 reason="CSeq Method Mismatch",
             )
+        cache.setdefault("max-forwards", None)
     except RemoteProtocolError as exc:
+        cache.clear()
         exc.partial = message
         raise
 
