@@ -12,12 +12,12 @@ from ._behaviour import (
 from ._errors import AddressError, BehaviourError, SimError, SimTransportError
 from ._gateway import SimGateway, start_sim
 from ._load import LoadReport, expand_number, percentile, run_load
-from ._uac import CallOptions, CallResult, LadderEntry, Outcome, UacConnection, open_uac, place_call
+from ._uac import CallOptions, CallResult, LadderEntry, Outcome, UacConnection, open_uac, place_call, uac_over
 
 __all__ = [  # sorted; tests/test_exports.py checks it
     "AddressError", "Answer", "Behaviour", "BehaviourError", "Behaviours", "Busy", "CallOptions", "CallResult",
     "Drop", "HostPort", "LadderEntry", "LoadReport", "NeverAnswer", "Outcome", "Reject", "SimError",
     "SimGateway", "SimTransportError", "UacConnection", "expand_number", "format_address", "load_behaviours",
     "open_uac", "parse_address", "parse_behaviour", "parse_route", "percentile", "place_call", "run_load",
-    "start_sim",
+    "start_sim", "uac_over",
 ]

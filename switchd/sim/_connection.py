@@ -97,12 +97,15 @@ NewCallHook = Callable[[Request, Pid, tuple[str, int]], Awaitable[Pid | None]]
 the call process that takes the INVITE (None: the hook answered it itself)."""
 
 
-async def run_connection(stream: trio.SocketStream, on_new: NewCallHook | None = None) -> None:
-    """The body of a connection process (start it with ``Process.start_link(run_connection, ...)``)."""
+async def run_connection(stream: trio.abc.Stream, on_new: NewCallHook | None = None, *,
+                         local: tuple[str, int], peer: str) -> None:
+    """The body of a connection process (start it with ``Process.start_link(run_connection, ...)``).
+
+    `local` is our (host, port) on the stream (Via and Contact of what we send), `peer` names the
+    other end in logs.
+    """
     me = self_pid()
     calls: dict[str, Pid] = {}
-    peer = _peer(stream)
-    local = local_address(stream)
     reason = "closed"
     try:
         async with trio.open_nursery() as nursery:
@@ -117,7 +120,7 @@ async def run_connection(stream: trio.SocketStream, on_new: NewCallHook | None =
         log.debug("connection %s ended: %s", peer, reason, extra={"peer": peer})
 
 
-async def _serve(stream: trio.SocketStream, me: Pid, calls: dict[str, Pid], on_new: NewCallHook | None,
+async def _serve(stream: trio.abc.Stream, me: Pid, calls: dict[str, Pid], on_new: NewCallHook | None,
                  peer: str, local: tuple[str, int]) -> str:
     """The process loop; returns why the connection ended."""
     while True:
@@ -146,7 +149,7 @@ async def _serve(stream: trio.SocketStream, me: Pid, calls: dict[str, Pid], on_n
 
 
 async def _route(message: Request | Response, me: Pid, calls: dict[str, Pid], on_new: NewCallHook | None,
-                 stream: trio.SocketStream, peer: str, local: tuple[str, int]) -> None:
+                 stream: trio.abc.Stream, peer: str, local: tuple[str, int]) -> None:
     call_id = message.call_id
     owner = calls.get(call_id)
     if owner is not None:
@@ -177,7 +180,7 @@ _UNROUTED: dict[str, Status | None] = {
 }
 
 
-async def _write(stream: trio.SocketStream, message: Request | Response) -> bool:
+async def _write(stream: trio.abc.Stream, message: Request | Response) -> bool:
     try:
         data = Connection().send(message)
     except SipError as exc:
@@ -186,7 +189,7 @@ async def _write(stream: trio.SocketStream, message: Request | Response) -> bool
     return await _send_bytes(stream, data)
 
 
-async def _send_bytes(stream: trio.SocketStream, data: bytes) -> bool:
+async def _send_bytes(stream: trio.abc.Stream, data: bytes) -> bool:
     try:
         await stream.send_all(data)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -194,7 +197,7 @@ async def _send_bytes(stream: trio.SocketStream, data: bytes) -> bool:
     return True
 
 
-async def _read(stream: trio.SocketStream, me: Pid) -> None:
+async def _read(stream: trio.abc.Stream, me: Pid) -> None:
     """Frame the byte stream into messages and post them to the connection process."""
     framing = Connection()
     while True:
@@ -203,7 +206,7 @@ async def _read(stream: trio.SocketStream, me: Pid) -> None:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             send(me, _ReaderDone(f"connection reset: {exc or type(exc).__name__}"))
             return
-        framing.receive_data(data)
+        framing.receive_data(bytes(data))
         while True:
             try:
                 event = framing.next_event()
@@ -224,18 +227,11 @@ async def _read(stream: trio.SocketStream, me: Pid) -> None:
             send(me, _Incoming(event))
 
 
-def _peer(stream: trio.SocketStream) -> str:
-    try:
-        host, port = stream.socket.getpeername()[:2]
-    except OSError:
-        return "?"
-    return f"{host}:{port}"
-
-
-def local_address(stream: trio.SocketStream) -> tuple[str, int]:
-    """The (host, port) our end of `stream` is bound to."""
+def socket_ends(stream: trio.SocketStream) -> tuple[tuple[str, int], str]:
+    """Our (host, port) on a TCP stream, and the peer as ``host:port`` (for logs)."""
     try:
         host, port = stream.socket.getsockname()[:2]
-    except OSError:
-        return "127.0.0.1", 0
-    return str(host), int(port)
+        peer_host, peer_port = stream.socket.getpeername()[:2]
+    except OSError:  # the peer already went away: the reader will see it
+        return ("127.0.0.1", 0), "?"
+    return (str(host), int(port)), f"{peer_host}:{peer_port}"

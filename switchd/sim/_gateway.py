@@ -36,7 +36,7 @@ from switchd.sip import Request, Status, TimerConfig, make_response, parse_name_
 from ._address import HostPort, format_address, parse_address
 from ._behaviour import Behaviours
 from ._callee import run_callee
-from ._connection import NewCallHook, Send, run_connection
+from ._connection import NewCallHook, Send, run_connection, socket_ends
 from ._errors import SimTransportError
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,21 @@ class SimGateway:
     name: str
     pid: Pid
     addresses: tuple[HostPort, ...]
+    behaviours: Behaviours
+    timers: TimerConfig
+
+    async def serve_stream(self, stream: trio.abc.Stream, *, local: HostPort = ("127.0.0.1", 5060),
+                           peer: str = "stream") -> Pid:
+        """Serve SIP on an already connected `stream` (e.g. a memory stream in a test); returns the pid
+        of its connection process. `local` is what the callee puts in its Contact."""
+        hook = _hook(self.name, self.behaviours, self.timers)
+        spec = ChildSpec(id="connection", start=partial(Process.start_link, partial(run_connection, local=local, peer=peer),
+                                                        stream, hook))
+        return await start_child(f"{self.name}.connections", spec)
+
+
+def _hook(name: str, behaviours: Behaviours, timers: TimerConfig) -> NewCallHook:
+    return partial(_new_call, calls=f"{name}.calls", behaviours=behaviours, timers=timers)
 
 
 async def start_sim(
@@ -86,16 +101,18 @@ async def start_sim(
         ChildSpec(id="calls", start=partial(DynamicSupervisor.start_link, max_children=max_calls, name=calls),
                   shutdown=10.0),
         ChildSpec(id="connections", start=partial(DynamicSupervisor.start_link, name=connections), shutdown=10.0),
-        ChildSpec(id="listener", start=partial(Process.start_link, _accept, listeners, connections,
-                                               partial(_new_call, calls=calls, behaviours=behaviours, timers=timers),
-                                               name=f"{name}.listener")),
     ]
+    if listeners:  # none: only streams handed to serve_stream (tests over memory streams)
+        children.append(ChildSpec(id="listener", start=partial(Process.start_link, _accept, listeners, connections,
+                                                               _hook(name, behaviours, timers),
+                                                               name=f"{name}.listener")))
     pid: Pid = await nursery.start(
         partial(Supervisor.start_link, children, SupervisorFlags(Strategy.REST_FOR_ONE), name=name)
     )
-    log.info("simulator %s listening on %s", name, ", ".join(format_address(a) for a in addresses),
-             extra={"sim": name})
-    return SimGateway(name, pid, addresses)
+    if addresses:
+        log.info("simulator %s listening on %s", name, ", ".join(format_address(a) for a in addresses),
+                 extra={"sim": name})
+    return SimGateway(name, pid, addresses, behaviours, timers)
 
 
 def _bound(listener: trio.SocketListener) -> HostPort:
@@ -120,7 +137,10 @@ async def _accept_on(listener: trio.SocketListener, connections: str, on_new: Ne
                 log.error("accept failed: %s", exc)
                 await trio.sleep(0.1)
                 continue
-            spec = ChildSpec(id="connection", start=partial(Process.start_link, run_connection, stream, on_new))
+            local, peer = socket_ends(stream)
+            spec = ChildSpec(id="connection", start=partial(Process.start_link,
+                                                            partial(run_connection, local=local, peer=peer),
+                                                            stream, on_new))
             await start_child(connections, spec)
 
 

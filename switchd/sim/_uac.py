@@ -45,7 +45,7 @@ from switchd.sip import (
 )
 
 from ._address import HostPort, format_address, parse_address
-from ._connection import Attach, ConnectionLost, Received, Send, local_address, run_connection
+from ._connection import Attach, ConnectionLost, Received, Send, run_connection, socket_ends
 from ._errors import SimTransportError
 from ._mailbox import earliest, next_message
 from ._sdp import CONTENT_TYPE, audio_sdp
@@ -165,11 +165,23 @@ async def open_uac(server: str | HostPort, *, connect_timeout: float = 5.0) -> A
         raise SimTransportError(f"cannot connect to {where}: {_reason(exc)}") from exc
     except trio.TooSlowError:
         raise SimTransportError(f"cannot connect to {where}: no answer within {connect_timeout:g}s") from None
-    local = local_address(stream)
+    local, _peer = socket_ends(stream)
+    async with uac_over(stream, local=local, server=address) as uac:
+        yield uac
+
+
+@asynccontextmanager
+async def uac_over(stream: trio.abc.Stream, *, local: HostPort, server: HostPort) -> AsyncIterator[UacConnection]:
+    """A UacConnection on an already connected `stream` (a memory stream in a test); closes it on exit.
+
+    `local` goes in our Via, From and Contact; `server` in the Request-URI and To.
+    """
     async with trio.open_nursery() as nursery:
-        conn: Pid = await nursery.start(partial(Process.start_link, run_connection, stream))
+        conn: Pid = await nursery.start(partial(Process.start_link,
+                                                partial(run_connection, local=local, peer=format_address(server)),
+                                                stream, None))
         try:
-            yield UacConnection(nursery, conn, local, address)
+            yield UacConnection(nursery, conn, local, server)
         finally:
             nursery.cancel_scope.cancel(reason="UAC connection closed")
 
