@@ -23,9 +23,10 @@ from switchd.switch import (
     CallProgress,
     CallSetup,
     a_leg_name,
+    router_child_spec,
 )
 
-from ._call_harness import ANSWER_SDP, SDP, SETTINGS, Bench, Phone, bench
+from ._call_harness import ANSWER_SDP, SDP, SETTINGS, TABLE, Bench, Phone, bench
 
 
 async def test_an_answered_call_is_bridged_and_the_caller_hangs_up(autojump_clock: MockClock) -> None:
@@ -358,3 +359,82 @@ async def test_a_200_the_caller_never_acks_ends_with_bye_on_both_legs(autojump_c
         assert await b.exited(pid) == "normal"
         closed = b.close(phone.call_id)
         assert (closed.disposition, closed.hangup_cause) == (Disposition.FAILED, "ack_timeout")
+
+
+async def test_a_crashed_session_hangs_up_both_legs_and_fails_its_cdr_while_another_call_goes_on(
+        autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        doomed, doomed_pid = await b.call("4420")
+        await doomed.expect(100)
+        doomed_invite = await answer_on(b, doomed, "gw1")
+        other, other_pid = await b.call("4421")
+        await other.expect(100)
+        other_invite = await answer_on(b, other, "gw1")
+
+        await trio.sleep(10.0)
+        await otp.stop(doomed_pid, RuntimeError("a bug in the session"))
+        caller_bye = await doomed.expect_request(Method.BYE)
+        callee_bye = await b.link("gw1").expect_request(Method.BYE)
+        assert caller_bye.call_id == doomed.call_id and callee_bye.call_id == doomed_invite.call_id
+        assert isinstance(await b.exited(doomed_pid), RuntimeError)
+        closed = b.close(doomed.call_id)
+        assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
+            Disposition.FAILED, HangupParty.SWITCH, "crash")
+
+        await trio.sleep(5.0)
+        other.bye()
+        await other.expect(200)
+        bye = await b.link("gw1").expect_request(Method.BYE)
+        assert bye.call_id == other_invite.call_id
+        b.link("gw1").respond(bye, 200)
+        assert await b.exited(other_pid) == "normal"
+        closed = b.close(other.call_id)
+        [answered] = b.steps(other.call_id, CdrAnswer)
+        assert closed.disposition is Disposition.ANSWERED and closed.end_at - answered.at == timedelta(seconds=15.0)
+
+
+async def test_a_router_crash_during_a_call_ends_no_call_and_the_next_call_finds_the_new_router(
+        autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 180)
+        await phone.expect(180)
+        await otp.stop("router", RuntimeError("router bug"))  # its supervisor restarts it
+        gw1.respond(invite, 200)
+        phone.ack(await phone.expect(200))
+        await gw1.expect_request(Method.ACK)
+        phone.bye()
+        await phone.expect(200)
+        gw1.respond(await gw1.expect_request(Method.BYE), 200)
+        assert await b.exited(pid) == "normal"
+        assert b.close(phone.call_id).disposition is Disposition.ANSWERED
+
+        following, _ = await b.call("4420")
+        await following.expect(100)
+        await gw1.expect_request(Method.INVITE)
+
+
+async def test_a_call_that_finds_the_router_restarting_retries_once_and_is_routed(autojump_clock: MockClock) -> None:
+    async with bench(router=False) as b:
+        phone, _ = await b.call("4420")
+        await phone.expect(100)
+        await trio.sleep(0.1)
+        await b.nursery.start(router_child_spec(TABLE).start)
+        await b.link("gw1").expect_request(Method.INVITE)
+        assert trio.current_time() == SETTINGS.retry_delay
+
+
+async def test_a_billing_crash_during_a_call_loses_no_cdr_step(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        await answer_on(b, phone, "gw1")
+        await otp.stop("billing", RuntimeError("store bug"))  # restarted by its supervisor
+        phone.bye()
+        await phone.expect(200)
+        b.link("gw1").respond(await b.link("gw1").expect_request(Method.BYE), 200)
+        assert await b.exited(pid) == "normal"
+        assert [type(s).__name__ for s in b.steps(phone.call_id)] == ["CdrOpen", "CdrAnswer", "CdrClose"]
