@@ -15,7 +15,6 @@ a bad argument or configuration, 1 for a failure at run time), never a traceback
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import math
@@ -328,14 +327,9 @@ def _load_config(path: Path | None) -> Config:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
-    try:
-        app = importlib.import_module("switchd.app")
-    except ModuleNotFoundError as exc:
-        if exc.name != "switchd.app":
-            raise
-        raise CliError("the daemon (switchd.app) is not part of this build yet") from None
-    run_daemon: Callable[[Config], int] = app.run_daemon
-    return int(run_daemon(config))
+    from switchd.app import run_daemon  # here, so call/load/cdr do not import the whole daemon
+
+    return run_daemon(config, log_level=_level(args), configure_logs=False)
 
 
 # --- sim -------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from switchd.billing import (
     BillingStore, BillingStoreConfig, CdrAnswer, CdrClose, CdrOpen, Disposition, HangupParty, answer_cdr, close_cdr, open_cdr,
 )
 from switchd.cli import JsonLinesFormatter, main
+from switchd.config import Config
 from switchd.sim import Answer, Behaviours, Busy, start_sim
 
 
@@ -146,6 +147,26 @@ def test_run_with_a_bad_config_is_one_line_naming_key_and_line_exit_2(
     assert main(["run", "--config", str(config)]) == 2
     line = _one_red_line(capsys.readouterr().err)
     assert f"{config}:4" in line and "sip.lisen" in line
+
+
+def test_run_hands_the_loaded_config_to_the_daemon_and_returns_its_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import switchd.app
+
+    config = tmp_path / "switchd.toml"
+    config.write_text('node = "n7"\n[sip]\nlisten = "127.0.0.1:5099"\n')
+    seen: list[tuple[Config, object, bool]] = []
+
+    def fake_run_daemon(cfg: Config, *, log_level: int | str = logging.INFO, configure_logs: bool = True) -> int:
+        seen.append((cfg, log_level, configure_logs))
+        return 3
+
+    monkeypatch.setattr(switchd.app, "run_daemon", fake_run_daemon)
+    assert main(["run", "--config", str(config), "-v"]) == 3
+    [(cfg, level, configure_logs)] = seen
+    assert (cfg.node, cfg.sip.listen.port, cfg.path) == ("n7", 5099, config)
+    assert (level, configure_logs) == (logging.DEBUG, False)  # run logs INFO; -v one step more
 
 
 def test_run_without_a_config_file_names_the_default_path(
