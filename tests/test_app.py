@@ -19,10 +19,10 @@ import switchd.app as app_module
 from switchd.app import ReloadResult, Runtime, build_app, migrate, reload, reload_config, run_daemon, serve
 from switchd.config import Address, Config, loads
 from switchd.otp import (
-    Application, ChildSpec, ExitReason, GenServer, NoReply, Pid, Process, Restart, Stop, Supervisor, send_after,
-    self_pid, start_child, stop, which_children, whereis,
+    Application, ChildSpec, Down, ExitReason, GenServer, NoReply, Pid, Process, Restart, Stop, Supervisor, monitor,
+    receive, send_after, self_pid, start_child, stop, which_children, whereis,
 )
-from switchd.sip import Response, parse_message
+from switchd.sip import Request, Response, make_response, parse_message, serialize
 from switchd.switch import Outbound, a_leg_name, listening_on, router_state
 
 from .switch.test_dispatch import Mailbox
@@ -111,6 +111,31 @@ async def test_the_whole_tree_starts_in_order_and_answers_sip(tmp_path: Path) ->
         await peer.stream.aclose()
         await stop("switchd", "shutdown", timeout=30)
     assert (tmp_path / "data" / "switchd.sqlite3").is_file()  # migrated by the daemon itself
+
+
+async def test_the_tree_stops_in_reverse_start_order(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    exits: list[str] = []
+    async with trio.open_nursery() as nursery:
+        root: Pid = await nursery.start(serve, config)
+        children = {c.pid: c.id for c in await which_children(root) if c.pid is not None}
+
+        watching_all = trio.Event()
+
+        async def watch() -> None:
+            for pid in children:
+                monitor(pid)
+            watching_all.set()
+            while len(exits) < len(children):
+                down = await receive(match=lambda m: isinstance(m, Down))
+                assert isinstance(down, Down)
+                exits.append(children[down.pid])
+
+        async with trio.open_nursery() as watching:
+            await watching.start(Process.start_link, watch)
+            await watching_all.wait()
+            await stop("switchd", "shutdown", timeout=30)
+    assert exits == ["reloader", "sip", "calls", "router", "billing", "events"]
 
 
 async def test_serve_returns_0_after_a_clean_stop(tmp_path: Path) -> None:
@@ -283,3 +308,45 @@ async def test_sighup_reloads_the_routes(tmp_path: Path, monkeypatch: pytest.Mon
             await done.wait()
         assert results[0].ok
         assert [r.prefix for r in (await router_state()).table.routes] == ["1"]
+
+
+# --- a whole call through the tree ---------------------------------------------------------------------
+
+
+async def test_a_call_over_tcp_is_relayed_to_the_gateway_answered_and_hung_up(tmp_path: Path) -> None:
+    [gateway_listener] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    gw_port = gateway_listener.socket.getsockname()[1]
+    config = make_config(tmp_path, routes=ROUTES.replace("127.0.0.1:5071", f"127.0.0.1:{gw_port}"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve, config)
+        [(host, port)] = await listening_on()
+        caller = Peer(await trio.open_tcp_stream(host, port))
+        await caller.send(request("INVITE", "e2e-1", uri="sip:15551234567@127.0.0.1",
+                                  extra="Content-Type: application/sdp\r\n", body=b"v=0\r\n"))
+        gateway = Peer(await gateway_listener.accept())
+        b_invite = await gateway.read()
+        assert isinstance(b_invite, Request) and b_invite.method == "INVITE" and b_invite.body == b"v=0\r\n"
+        assert b_invite.call_id != "e2e-1"  # a B2BUA: the B-leg is a dialog of its own
+        await gateway.send(serialize(make_response(b_invite, 200, to_tag="gw-tag", headers=[
+            ("Contact", f"<sip:bob@127.0.0.1:{gw_port};transport=tcp>"), ("Content-Type", "application/sdp")],
+            body=b"v=0\r\n")))
+        statuses: list[int] = []
+        answer: Request | Response | None = None
+        while not statuses or statuses[-1] < 200:
+            answer = await caller.read()
+            assert isinstance(answer, Response) and answer.call_id == "e2e-1"
+            statuses.append(answer.status)
+        assert statuses[-1] == 200 and isinstance(answer, Response)
+        to_tag = answer.to.tag
+        assert to_tag is not None
+        await caller.send(request("ACK", "e2e-1", to_tag=to_tag) + request("BYE", "e2e-1", to_tag=to_tag, cseq=2))
+        b_ack = await gateway.read()
+        assert isinstance(b_ack, Request) and b_ack.method == "ACK"
+        b_bye = await gateway.read()
+        assert isinstance(b_bye, Request) and b_bye.method == "BYE" and b_bye.call_id == b_invite.call_id
+        await gateway.send(serialize(make_response(b_bye, 200)))
+        bye_ok = await caller.read()
+        assert isinstance(bye_ok, Response) and (bye_ok.status, bye_ok.cseq.method) == (200, "BYE")
+        await caller.stream.aclose()
+        await stop("switchd", "shutdown", timeout=30)
+    await gateway_listener.aclose()
