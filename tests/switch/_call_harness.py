@@ -60,6 +60,7 @@ TABLE = RouteTable([
     Route(id="uk", prefix="44", targets=(Target(gateway=GW1, priority=1), Target(gateway=GW2, priority=2))),
     Route(id="down-first", prefix="9", targets=(Target(gateway=DOWN, priority=1), Target(gateway=GW2, priority=2))),
     Route(id="one", prefix="7", targets=(Target(gateway=GW1),)),
+    Route(id="intl", prefix="011", targets=(Target(gateway=GW1),)),
 ])
 SDP = b"v=0\r\no=alice 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 ANSWER_SDP = b"v=0\r\no=bob 1 1 IN IP4 192.0.2.4\r\ns=-\r\nc=IN IP4 192.0.2.4\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n"

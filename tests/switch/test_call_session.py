@@ -324,7 +324,7 @@ async def test_the_maximum_call_duration_hangs_up_both_legs(autojump_clock: Mock
 
 async def test_the_200_is_retransmitted_until_the_ack_and_then_no_more(autojump_clock: MockClock) -> None:
     async with bench() as b:
-        phone, pid = await b.call("4420")
+        phone, _ = await b.call("4420")
         await phone.expect(100)
         gw1 = b.link("gw1")
         invite = await gw1.expect_request(Method.INVITE)
