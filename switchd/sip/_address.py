@@ -14,9 +14,9 @@ from ._uri import SipUri, parse_uri
 
 __all__ = ["NameAddr", "parse_name_addr"]
 
-_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.S)
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
 _TOKENS = re.compile(r"[A-Za-z0-9\-.!%*_+`'~ \t]+")
-_ESCAPED = re.compile(r"\\(.)", re.S)
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
 
 class NameAddr:
@@ -28,7 +28,7 @@ class NameAddr:
     RemoteProtocolError for a malformed URI in a parsed header.
     """
 
-    __slots__ = ("display_name", "params", "_uri", "_where")
+    __slots__ = ("_uri", "_where", "display_name", "params")
     display_name: str | None
     params: Params
     _uri: SipUri | str

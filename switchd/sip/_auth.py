@@ -16,7 +16,7 @@ __all__ = ["Challenge", "Credentials", "parse_challenge", "parse_credentials"]
 
 _SCHEME = re.compile(r"\s*([A-Za-z0-9\-.!%*_+`'~]+)(?:\s+|$)")
 _AUTH_PARAM = re.compile(
-    r"""\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]+)\s*(?:,|$)""", re.S
+    r"""\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]+)\s*(?:,|$)""", re.DOTALL
 )
 
 

@@ -12,8 +12,10 @@ from typing import TypeVar
 
 from ._errors import RemoteProtocolError
 
-__all__ = ["Params", "TOKEN", "bad", "format_params", "get_param", "new_instance", "parse_params",
-           "slot_setters", "split_comma", "split_hostport", "unquote"]
+__all__ = [  # RUF022's isort-style order: constants, classes, functions
+    "TOKEN", "Params", "bad", "format_params", "get_param", "new_instance", "parse_params",
+    "slot_setters", "split_comma", "split_hostport", "unquote",
+]
 
 T = TypeVar("T")
 

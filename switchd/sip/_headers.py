@@ -69,7 +69,7 @@ def _checked(name: str, value: str) -> Field:
 class Headers:
     """Ordered, case-insensitive SIP header fields; see the module docstring."""
 
-    __slots__ = ("_fields", "_cache")
+    __slots__ = ("_cache", "_fields")
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
         self._fields: list[Field] = [_checked(name, value) for name, value in fields]

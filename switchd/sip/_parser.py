@@ -4,7 +4,8 @@ Strategy (lazy, like a proxy wants it): bytes are decoded once (UTF-8, surrogate
 byte survives a round trip), the head is split into lines once, and each header line into name
 and value once. Nothing else is parsed here except what RFC 3261 §8.2 / §16.3 needs for every
 message: the start line, Content-Length (framing), and Via, From, To, Call-ID, CSeq and
-Max-Forwards, which `validate` reads through the message's accessors so their parse is cached.
+Max-Forwards, which `validate` parses in one pass straight into the cache the message's
+accessors read.
 
 Errors come in two kinds (see RemoteProtocolError): a garbage start line or a bad Content-Length
 loses framing; anything else is found once the message is framed and costs only that message.
@@ -17,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._codes import KNOWN_METHODS, method_of
+from ._cseq import CSeq, parse_cseq
 from ._errors import RemoteProtocolError
 from ._grammar import TOKEN, split_comma
 from ._headers import CANONICAL, Field, Headers
-from ._cseq import CSeq, parse_cseq
 from ._message import Request, Response, parse_call_id, parse_from, parse_max_forwards, parse_to
-from ._via import parse_via
 from ._uri import SipUri, parse_uri
+from ._via import parse_via
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "Parsed", "parse_head", "parse_message", "validate"]
 
@@ -31,14 +32,13 @@ _REQUEST_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) (\S+) ([Ss][Ii][Pp]/[0-9]
 _STATUS_LINE = re.compile(r"([Ss][Ii][Pp]/[0-9]+\.[0-9]+) ([1-6][0-9][0-9]) ([^\r\n]*)")
 # Something that is trying to be a SIP start line but is malformed: answerable with a 400.
 _SIPISH = re.compile(r"\S+\s+.*[Ss][Ii][Pp]/[0-9]|[Ss][Ii][Pp]/[0-9]")
-# lower-case name → (lower-case canonical, canonical) for known headers and compact forms.
-# Keyed by the lower-case and by the canonical spelling, so the usual spelling needs no lower().
-# One shared tuple per header, so the loop can test for Content-Length by identity.
+# Header name → (lower-case canonical, canonical) for known headers and compact forms, keyed by
+# the lower-case and by the canonical spelling, so the usual spelling needs no lower(). One
+# shared tuple per header, so the loop can test for Content-Length by identity.
 _ENTRIES: dict[str, tuple[str, str]] = {v: (v.lower(), v) for v in CANONICAL.values()}
 _KNOWN: dict[str, tuple[str, str]] = {k: _ENTRIES[v] for k, v in CANONICAL.items()}
 _KNOWN.update(_ENTRIES)
 _CONTENT_LENGTH = _ENTRIES["Content-Length"]
-
 
 # The single-valued headers validate() parses, by key; their parsed values are what the
 # message's accessors cache under the same key.

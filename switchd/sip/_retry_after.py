@@ -11,7 +11,7 @@ __all__ = ["RetryAfter", "parse_retry_after"]
 
 # delta-seconds [ comment ] *( SEMI retry-param ); a comment may hold nested parentheses, which
 # we accept without counting them.
-_RETRY_AFTER = re.compile(r"\s*([0-9]{1,10})\s*(?:\(([^)]*(?:\)[^;]*?)?)\)\s*)?(;.*)?", re.S)
+_RETRY_AFTER = re.compile(r"\s*([0-9]{1,10})\s*(?:\(([^)]*(?:\)[^;]*?)?)\)\s*)?(;.*)?", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)

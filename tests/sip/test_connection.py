@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -237,7 +239,7 @@ def test_any_split_of_a_stream_yields_the_same_messages(cuts: list[int], pings: 
     points = sorted({0, len(stream), *(min(c, len(stream)) for c in cuts)})
     connection = Connection()
     events: list[Event] = []
-    for start, end in zip(points, points[1:]):
+    for start, end in pairwise(points):
         connection.receive_data(stream[start:end])
         events.extend(drain(connection))
     connection.receive_data(b"")

@@ -67,7 +67,7 @@ def test_prepend_puts_a_field_above_the_others_of_its_name() -> None:
     headers.prepend("Via", "new")
     assert list(headers) == [("From", "f"), ("Via", "new"), ("Via", "a")]
     headers.prepend("Record-Route", "<sip:me;lr>")
-    assert list(headers)[0] == ("Record-Route", "<sip:me;lr>")
+    assert next(iter(headers)) == ("Record-Route", "<sip:me;lr>")
 
 
 def test_remove_drops_every_field_of_a_name_and_says_how_many() -> None:
