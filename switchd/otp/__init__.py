@@ -13,15 +13,37 @@ Errors: OTPError and its subclasses (see ``_errors``).
 from ._application import Application, run, run_async
 from ._call import Caller, call, cast, reply
 from ._child_spec import (
-    BRUTAL_KILL, BrutalKill, ChildCounts, ChildInfo, ChildSpec, ChildType, Restart, Strategy,
+    BRUTAL_KILL,
+    BrutalKill,
+    ChildCounts,
+    ChildInfo,
+    ChildSpec,
+    ChildType,
+    Restart,
+    Strategy,
     SupervisorFlags,
 )
+from ._dynamic_supervisor import DynamicSupervisor
 from ._errors import (
-    AlreadyRegistered, CallTimeout, MaxChildren, NoProcess, NotABehaviour, OTPError, ReceiveTimeout,
-    ServerExited, SupervisorGaveUp,
+    AlreadyRegistered,
+    CallTimeout,
+    MaxChildren,
+    NoProcess,
+    NotABehaviour,
+    OTPError,
+    ReceiveTimeout,
+    ServerExited,
+    SupervisorGaveUp,
 )
 from ._event_manager import (
-    EventHandler, EventManager, add_handler, call_handler, delete_handler, notify, sync_notify, which_handlers,
+    EventHandler,
+    EventManager,
+    add_handler,
+    call_handler,
+    delete_handler,
+    notify,
+    sync_notify,
+    which_handlers,
 )
 from ._gen_server import GenServer, NoReply, Reply, Stop
 from ._introspection import ProcessInfo, TreeNode, process_info, processes, tree
@@ -29,17 +51,39 @@ from ._messages import Process, cancel_timer, demonitor, monitor, receive, self_
 from ._pid import Down, ExitReason, MonitorRef, Pid, TimerRef
 from ._registry import dispatch, join, leave, members, register, unregister, whereis
 from ._reports import Report, ReportHandler, ReportKind, set_report_handler
-from ._supervisor import (
-    DynamicSupervisor, Supervisor, count_children, delete_child, restart_child, start_child,
-    terminate_child, which_children,
-)
 from ._state_machine import (
-    CAST, EVENT_TIMEOUT, INFO, INTERNAL, STATE_TIMEOUT, Action, Call, Enter, Event, EventTimeout, EventType,
-    GenericTimeout, KeepState, NextEvent, NextState, Postpone, ReplyAction, StateMachine, StateTimeout,
+    CAST,
+    EVENT_TIMEOUT,
+    INFO,
+    INTERNAL,
+    STATE_TIMEOUT,
+    Action,
+    Call,
+    Enter,
+    Event,
+    EventTimeout,
+    EventType,
+    GenericTimeout,
+    KeepState,
+    NextEvent,
+    NextState,
+    Postpone,
+    ReplyAction,
+    StateMachine,
+    StateTimeout,
+)
+from ._supervisor import (
+    Supervisor,
+    count_children,
+    delete_child,
+    restart_child,
+    start_child,
+    terminate_child,
+    which_children,
 )
 from ._sys import change_code, get_state, replace_state, resume, stop, suspend
 
-__all__ = [  # sorted; tests/test_exports.py checks it
+__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "Action", "AlreadyRegistered", "Application", "BRUTAL_KILL", "BrutalKill", "CAST", "Call",
     "CallTimeout", "Caller", "ChildCounts", "ChildInfo", "ChildSpec", "ChildType", "Down",
     "DynamicSupervisor", "EVENT_TIMEOUT", "Enter", "Event", "EventHandler", "EventManager",

@@ -29,7 +29,7 @@ class Caller:
     task). Replying twice, or after the caller gave up, is a harmless no-op.
     """
 
-    __slots__ = ("request", "_server", "_task", "_origin", "_status", "_value")
+    __slots__ = ("_origin", "_server", "_status", "_task", "_value", "request")
 
     def __init__(self, request: object, server: _Process, origin: trio.lowlevel.Task) -> None:
         self.request = request
@@ -106,7 +106,7 @@ class _Cast:
 class _System:
     """A system message (stop, get_state, suspend ...), handled even while the server is suspended."""
 
-    __slots__ = ("op", "arg", "caller")
+    __slots__ = ("arg", "caller", "op")
 
     def __init__(self, op: str, arg: Any, caller: Caller) -> None:
         self.op = op

@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-
 from ._call import Caller, call, cast
 from ._errors import OTPError
 from ._gen_server import GenServer, NoReply, Reply
@@ -97,7 +96,7 @@ class EventManager(GenServer[_Handlers]):
                 handler, hstate = entry
                 try:
                     answer, hstate = await handler.handle_call(req, hstate)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a handler's fault is removed, never the manager's
                     await self._remove_crashed(state, handler_id, exc)
                     err = OTPError(f"event handler {handler_id!r} crashed on {req!r} and was removed: {exc!r}")
                     err.__cause__ = exc
@@ -111,7 +110,7 @@ class EventManager(GenServer[_Handlers]):
                 handler = handler_cls()
                 try:
                     hstate = await handler.init(arg)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a failing init: the handler is not added
                     return Reply(_Raised(exc), state)
                 state[handler_id] = (handler, hstate)
                 return Reply(None, state)
@@ -142,7 +141,7 @@ class EventManager(GenServer[_Handlers]):
         for handler_id, (handler, hstate) in list(state.items()):
             try:
                 hstate = await handler.handle_event(event, hstate)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any handler fault removes it
                 await self._remove_crashed(state, handler_id, exc)
             else:
                 state[handler_id] = (handler, hstate)

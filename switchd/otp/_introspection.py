@@ -55,7 +55,7 @@ def _status(proc: _Process) -> str:
         if proc.kind == "supervisor":
             return str(behaviour.format_status())
         return str(behaviour.format_status(proc.state))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a status line must never break a listing
         return f"format_status failed: {exc!r}"
 
 

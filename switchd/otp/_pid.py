@@ -71,7 +71,7 @@ class Pid:
 class MonitorRef:
     """A monitor's reference; the ``ref`` of the ``Down`` message it produces."""
 
-    __slots__ = ("_n", "watcher", "target")
+    __slots__ = ("_n", "target", "watcher")
 
     def __init__(self, number: int, watcher: _Process, target: _Process | None) -> None:
         self._n = number
@@ -85,7 +85,7 @@ class MonitorRef:
 class TimerRef:
     """A ``send_after`` timer; pass it to ``cancel_timer``."""
 
-    __slots__ = ("_n", "deadline", "msg", "active", "_proc")
+    __slots__ = ("_n", "_proc", "active", "deadline", "msg")
 
     def __init__(self, number: int, deadline: float, msg: object, proc: _Process) -> None:
         self._n = number

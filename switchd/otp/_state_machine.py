@@ -146,7 +146,7 @@ class KeepState(Generic[D]):
 class _Fired:
     """A timeout's message, put in the mailbox by the process's own timer."""
 
-    __slots__ = ("event", "content")
+    __slots__ = ("content", "event")
 
     def __init__(self, event: Any, content: Any) -> None:
         self.event = event

@@ -26,8 +26,16 @@ from typing import Any, Literal
 import trio
 
 from ._call import Caller, _System, call
+from ._child import _Child, _ChildExit, _StartStatus, run_child
 from ._child_spec import (
-    BRUTAL_KILL, ChildCounts, ChildInfo, ChildSpec, ChildType, Restart, Strategy, SupervisorFlags,
+    BRUTAL_KILL,
+    ChildCounts,
+    ChildInfo,
+    ChildSpec,
+    ChildType,
+    Restart,
+    Strategy,
+    SupervisorFlags,
 )
 from ._errors import MaxChildren, NotABehaviour, OTPError, SupervisorGaveUp
 from ._messages import exit_reason_of
@@ -36,89 +44,7 @@ from ._process import _Process, node
 from ._reports import Report, ReportKind, emit
 from ._sys import _Raised
 
-
-class _Child:
-    __slots__ = ("key", "spec", "restart", "pid", "scope", "finished", "done", "terminating", "restarts")
-
-    def __init__(self, key: object, spec: ChildSpec, restart: Restart) -> None:
-        self.key = key
-        self.spec = spec
-        self.restart = restart
-        self.pid: Pid | None = None
-        self.scope: trio.CancelScope | None = None
-        self.finished = True
-        self.done: trio.Event | None = None
-        self.terminating = False
-        self.restarts = 0
-
-
-class _ChildExit:
-    __slots__ = ("child", "pid", "reason")
-
-    def __init__(self, child: _Child, pid: Pid, reason: ExitReason) -> None:
-        self.child = child
-        self.pid = pid
-        self.reason = reason
-
-
-class _StartStatus(trio.TaskStatus[Pid]):
-    """The child's task_status and the supervisor's side of the start handshake.
-
-    The supervisor spawns the wrapper with ``start_soon`` and parks on this object; ``started(pid)``
-    (or ``fail(exc)`` from the wrapper) wakes it. This is ``nursery.start`` without the temporary
-    nursery and cancel scope it costs per child; readiness gating is the same.
-    """
-
-    __slots__ = ("_child", "pid", "error", "_waiter")
-
-    def __init__(self, child: _Child) -> None:
-        self._child = child
-        self.pid: Pid | None = None
-        self.error: BaseException | None = None
-        self._waiter: trio.lowlevel.Task | None = None
-
-    def started(self, value: Pid | None = None) -> None:
-        if not isinstance(value, Pid):
-            raise TypeError(f"child {self._child.spec.id!r} must call task_status.started(pid), "
-                            f"not started({value!r})")
-        if self.pid is not None:
-            raise RuntimeError(f"child {self._child.spec.id!r} called task_status.started() twice")
-        child = self._child
-        self.pid = child.pid = value
-        proc = value._proc
-        proc.child_id = child.spec.id
-        proc.restarts = child.restarts
-        shutdown = child.spec.shutdown
-        proc.shutdown_timeout = 0.0 if shutdown is BRUTAL_KILL else float(shutdown)
-        assert child.scope is not None
-        child.scope.shield = True  # from now on only the supervisor stops it
-        self._wake()
-
-    def fail(self, exc: BaseException) -> None:
-        self.error = exc
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            trio.lowlevel.reschedule(waiter)
-
-    def _abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
-        self._waiter = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    async def wait(self) -> Pid:
-        """The child's pid once it is ready; raises what its start raised."""
-        if self.pid is None and self.error is None:
-            self._waiter = trio.lowlevel.current_task()
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
-        else:
-            await trio.lowlevel.checkpoint()
-        if self.error is not None:
-            raise self.error
-        assert self.pid is not None
-        return self.pid
+DEFAULT_FLAGS = SupervisorFlags()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +87,7 @@ class _Core:
                         self._add(spec)
                     for child in list(self.children.values()):
                         await self._start(child)
-                except Exception as exc:  # a child's init failed: stop the ones started, then fail
+                except Exception as exc:  # noqa: BLE001 - a child's init failed: stop the ones started, then fail
                     failure = exc
                 else:
                     task_status.started(proc.pid)
@@ -232,76 +158,28 @@ class _Core:
         child.finished = False
         child.terminating = False
         child.done = None
-        self.nursery.start_soon(self._child_main, child, status)
+        self.nursery.start_soon(run_child, child, status, self.proc)
         pid = await status.wait()
         self.by_pid[pid] = child
         return pid
 
-    async def _child_main(self, child: _Child, status: _StartStatus) -> None:
-        reason: ExitReason = "normal"
-        with trio.CancelScope() as scope:
-            child.scope = scope
-            try:
-                await child.spec.start(task_status=status)
-            except BaseException as exc:
-                if status.pid is None:
-                    child.finished = True
-                    if not isinstance(exc, Exception):
-                        status.fail(OTPError(f"child {child.spec.id!r} was cancelled while starting"))
-                        raise
-                    status.fail(exc)  # the supervisor raises it from _start
-                    return
-                reason = self._reason_from(child, status.pid, exc)
-            else:
-                if status.pid is None:
-                    child.finished = True
-                    status.fail(OTPError(f"child {child.spec.id!r} returned without calling "
-                                         "task_status.started(pid)"))
-                    return
-                recorded = status.pid._proc.exit_reason
-                reason = recorded if recorded is not None else "normal"
-        pid = status.pid
-        assert pid is not None
-        child.finished = True
-        if child.done is not None:
-            child.done.set()
-        if not child.terminating:
-            self.proc.deliver(_ChildExit(child, pid, reason))
-
-    def _reason_from(self, child: _Child, pid: Pid, exc: BaseException) -> ExitReason:
-        """The exit reason for a started child that raised `exc`; re-raises what must not be caught."""
-        if isinstance(exc, trio.Cancelled):
-            if child.scope is not None and child.scope.cancel_called:
-                return pid._proc.exit_reason or "shutdown"
-            raise exc
-        if isinstance(exc, Exception):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            errors, rest = exc.split(Exception)
-            if rest is not None:
-                cancelled, other = rest.split(trio.Cancelled)
-                if other is not None or errors is None:
-                    raise exc
-            assert errors is not None
-            return errors.exceptions[0] if len(errors.exceptions) == 1 else errors
-        raise exc  # KeyboardInterrupt, SystemExit: not ours to handle
-
     async def _stop_child(self, child: _Child) -> None:
-        """Shut one running child down: cancel it with its shutdown reason and wait for it to end."""
+        """Shut one child down: cancel it with its shutdown reason and wait for it to end.
+
+        A child still starting (only after the supervisor was cancelled mid-start) is cancelled too.
+        """
         pid = child.pid
-        if child.finished or pid is None or child.scope is None:
+        if child.finished or child.scope is None:
             child.pid = None
             return
         child.terminating = True
-        proc = pid._proc
-        if child.spec.shutdown is BRUTAL_KILL:
-            proc.exit_hint = "killed"
-        else:
-            proc.exit_hint = "shutdown"
+        if pid is not None:
+            pid._proc.exit_hint = "killed" if child.spec.shutdown is BRUTAL_KILL else "shutdown"
         child.done = trio.Event()
         child.scope.cancel(reason=f"supervisor {self.label} shuts child {child.spec.id!r} down")
         await child.done.wait()
-        self.by_pid.pop(pid, None)
+        if pid is not None:
+            self.by_pid.pop(pid, None)
         child.pid = None
 
     async def _shutdown_all(self) -> None:
@@ -365,7 +243,7 @@ class _Core:
             child.restarts += 1
             try:
                 pid = await self._start(child)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failed restart counts as one more restart
                 emit(Report(ReportKind.START_FAILED, self.label, child.spec.id, None, exc, child.restarts),
                      "supervisor %s: restarting child %r failed: %r", self.label, child.spec.id, exc)
                 self._count_restart(child, exc)
@@ -386,7 +264,7 @@ class _Core:
             caller.reply(await self._request(request))
         except OTPError as exc:
             caller.reply(_Raised(exc))
-        except Exception as exc:  # a child's start failed: the caller gets the reason, we go on
+        except Exception as exc:  # noqa: BLE001 - a child's start failed: the caller gets the reason, we go on
             caller.reply(_Raised(exc))
 
     async def _request(self, request: _Request) -> Any:
@@ -450,7 +328,7 @@ class Supervisor:
     """A supervisor of a fixed list of children, started in order (see ChildSpec, SupervisorFlags)."""
 
     @classmethod
-    async def start_link(cls, children: Sequence[ChildSpec], flags: SupervisorFlags = SupervisorFlags(), *,
+    async def start_link(cls, children: Sequence[ChildSpec], flags: SupervisorFlags = DEFAULT_FLAGS, *,
                          name: str | None = None,
                          task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED) -> None:
         """Start `children` in order, each ready before the next, then supervise them.
@@ -460,22 +338,6 @@ class Supervisor:
         Raises SupervisorGaveUp when restart intensity is exceeded (after shutting children down).
         """
         await _Core(flags, dynamic=False, max_children=None).run(children, name, task_status)
-
-
-class DynamicSupervisor:
-    """A supervisor of children started at run time with ``start_child`` (strategy one_for_one).
-
-    ``max_children``: start_child beyond this many running children raises MaxChildren, None (no limit).
-    ``max_restarts`` / ``max_seconds``: restart intensity, as in SupervisorFlags, 3 in 5.0 s.
-    Children are TEMPORARY unless their ChildSpec gives a restart type.
-    """
-
-    @classmethod
-    async def start_link(cls, *, max_children: int | None = None, max_restarts: int = 3,
-                         max_seconds: float = 5.0, name: str | None = None,
-                         task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED) -> None:
-        flags = SupervisorFlags(Strategy.ONE_FOR_ONE, max_restarts, max_seconds)
-        await _Core(flags, dynamic=True, max_children=max_children).run((), name, task_status)
 
 
 async def _sup_call(sup: Pid | str, op: Any, arg: Any = None, timeout: float = math.inf) -> Any:

@@ -41,7 +41,7 @@ async def handle_system(proc: _Process, msg: _System, impl: Any, state: Any,
     elif op == "replace_state":
         try:
             state = msg.arg(state)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - raised in the caller, not the server
             caller.reply(_Raised(exc))
         else:
             caller.reply(state)
@@ -56,7 +56,7 @@ async def handle_system(proc: _Process, msg: _System, impl: Any, state: Any,
         new_impl = new_class()
         try:
             state = await code_change(new_impl, impl.vsn if old_vsn is None else old_vsn, state, extra)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the server keeps its old code
             caller.reply(_Raised(exc))  # the server keeps its old code and state, as sys does
         else:
             impl = proc.behaviour = new_impl

@@ -11,7 +11,15 @@ import trio
 from trio.testing import MockClock
 
 from switchd.otp import (
-    Application, ChildSpec, SupervisorFlags, call, cast, run, run_async, stop, whereis,
+    Application,
+    ChildSpec,
+    SupervisorFlags,
+    call,
+    cast,
+    run,
+    run_async,
+    stop,
+    whereis,
 )
 
 from ._workers import Journal, Worker

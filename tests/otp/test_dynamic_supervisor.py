@@ -8,8 +8,18 @@ import pytest
 import trio
 
 from switchd.otp import (
-    ChildCounts, ChildSpec, DynamicSupervisor, MaxChildren, OTPError, Restart, ServerExited, call,
-    count_children, start_child, terminate_child, which_children,
+    ChildCounts,
+    ChildSpec,
+    DynamicSupervisor,
+    MaxChildren,
+    OTPError,
+    Restart,
+    ServerExited,
+    call,
+    count_children,
+    start_child,
+    terminate_child,
+    which_children,
 )
 
 from ._workers import Journal, Worker

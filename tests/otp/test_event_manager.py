@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trio
 
 from switchd.otp import (
-    EventHandler, EventManager, OTPError, Report, ReportKind, add_handler, call_handler, delete_handler,
-    notify, set_report_handler, sync_notify, which_handlers,
+    EventHandler,
+    EventManager,
+    OTPError,
+    Report,
+    ReportKind,
+    add_handler,
+    call_handler,
+    delete_handler,
+    notify,
+    set_report_handler,
+    sync_notify,
+    which_handlers,
 )
 
 
 class Collector(EventHandler[list[Any]]):
     """Collects events; raises on the event "bad"; answers "events" calls."""
 
-    stopped: list[tuple[str, object]] = []
+    stopped: ClassVar[list[tuple[str, object]]] = []
 
     async def init(self, label: str) -> list[Any]:
         return [label]

@@ -4,22 +4,38 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trio
 from trio.testing import MockClock
 
 from switchd.otp import (
-    AlreadyRegistered, CallTimeout, Caller, GenServer, NoProcess, NoReply, OTPError, Pid, Reply,
-    ServerExited, Stop, call, cast, reply, self_pid, send, stop, whereis,
+    AlreadyRegistered,
+    Caller,
+    CallTimeout,
+    GenServer,
+    NoProcess,
+    NoReply,
+    OTPError,
+    Pid,
+    Reply,
+    ServerExited,
+    Stop,
+    call,
+    cast,
+    reply,
+    self_pid,
+    send,
+    stop,
+    whereis,
 )
 
 
 class Counter(GenServer[int]):
     """Counts casts; answers calls with the count; records how it terminated."""
 
-    terminated: list[tuple[object, int]] = []
+    terminated: ClassVar[list[tuple[object, int]]] = []
 
     async def init(self, start: int = 0) -> int:
         return start
@@ -232,7 +248,7 @@ async def test_terminate_runs_when_the_parent_cancels_the_server() -> None:
 
 
 class SlowTerminate(GenServer[None]):
-    finished: list[float] = []
+    finished: ClassVar[list[float]] = []
 
     async def init(self) -> None:
         return None

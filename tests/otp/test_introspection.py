@@ -9,8 +9,21 @@ import trio
 from trio.testing import MockClock
 
 from switchd.otp import (
-    ChildSpec, ChildType, DynamicSupervisor, EventManager, ServerExited, Supervisor, TreeNode, call, cast,
-    process_info, processes, start_child, suspend, tree, whereis,
+    ChildSpec,
+    ChildType,
+    DynamicSupervisor,
+    EventManager,
+    ServerExited,
+    Supervisor,
+    TreeNode,
+    call,
+    cast,
+    process_info,
+    processes,
+    start_child,
+    suspend,
+    tree,
+    whereis,
 )
 
 from ._workers import Journal, Worker

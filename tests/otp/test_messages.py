@@ -9,8 +9,18 @@ import trio
 from trio.testing import MockClock
 
 from switchd.otp import (
-    Down, NoProcess, Pid, Process, ReceiveTimeout, cancel_timer, demonitor, monitor, receive,
-    self_pid, send, send_after,
+    Down,
+    NoProcess,
+    Pid,
+    Process,
+    ReceiveTimeout,
+    cancel_timer,
+    demonitor,
+    monitor,
+    receive,
+    self_pid,
+    send,
+    send_after,
 )
 
 
@@ -110,7 +120,7 @@ async def test_monitor_delivers_down_with_normal_or_the_exception() -> None:
                 send(quitter, "quit")
                 await trio.testing.wait_all_tasks_blocked()
                 send(crasher, "boom")
-    assert [(d.pid, d.reason) for d in downs][0] == (quitter, "normal")
+    assert (downs[0].pid, downs[0].reason) == (quitter, "normal")
     assert downs[1].pid == crasher and isinstance(downs[1].reason, ValueError)
 
 
@@ -121,11 +131,10 @@ async def test_monitor_of_a_process_cancelled_by_its_parent_reports_shutdown() -
         monitor(target)
         downs.append(await receive())
 
-    async with trio.open_nursery() as outer:
-        async with trio.open_nursery() as inner:
-            target = await inner.start(Process.start_link, echo)
-            await outer.start(Process.start_link, watcher, target)
-            inner.cancel_scope.cancel()
+    async with trio.open_nursery() as outer, trio.open_nursery() as inner:
+        target = await inner.start(Process.start_link, echo)
+        await outer.start(Process.start_link, watcher, target)
+        inner.cancel_scope.cancel()
     assert [(d.pid, d.reason) for d in downs if isinstance(d, Down)] == [(target, "shutdown")]
 
 

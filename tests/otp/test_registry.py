@@ -6,8 +6,21 @@ import pytest
 import trio
 
 from switchd.otp import (
-    AlreadyRegistered, Down, NoProcess, Pid, Process, dispatch, join, leave, members, monitor, receive,
-    register, send, unregister, whereis,
+    AlreadyRegistered,
+    Down,
+    NoProcess,
+    Pid,
+    Process,
+    dispatch,
+    join,
+    leave,
+    members,
+    monitor,
+    receive,
+    register,
+    send,
+    unregister,
+    whereis,
 )
 
 

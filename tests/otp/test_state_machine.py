@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trio
 from trio.testing import MockClock
 
 from switchd.otp import (
-    CAST, EVENT_TIMEOUT, INFO, INTERNAL, STATE_TIMEOUT, Call, Enter, EventTimeout, EventType,
-    GenericTimeout, KeepState, NextEvent, NoProcess, NextState, OTPError, Postpone, ReplyAction, ServerExited,
-    StateMachine, StateTimeout, Stop, call, cast, get_state, send, stop,
+    CAST,
+    EVENT_TIMEOUT,
+    INFO,
+    INTERNAL,
+    STATE_TIMEOUT,
+    Call,
+    Enter,
+    EventTimeout,
+    EventType,
+    GenericTimeout,
+    KeepState,
+    NextEvent,
+    NextState,
+    NoProcess,
+    OTPError,
+    Postpone,
+    ReplyAction,
+    ServerExited,
+    StateMachine,
+    StateTimeout,
+    Stop,
+    call,
+    cast,
+    get_state,
+    send,
+    stop,
 )
 
 Data = list[tuple[float, str]]
@@ -66,11 +89,11 @@ class Phone(StateMachine[str, Data]):
     async def terminate(self, reason: object, state: str, data: Data) -> None:
         Phone.terminated.append((reason, state, data[-1][1] if data else None))
 
-    terminated: list[tuple[object, str, object]] = []
+    terminated: ClassVar[list[tuple[object, str, object]]] = []
 
 
 async def journal(pid: Any) -> Data:
-    state, data = await get_state(pid)
+    _state, data = await get_state(pid)
     return list(data)
 
 

@@ -10,10 +10,33 @@ import trio
 from trio.testing import MockClock
 
 from switchd.otp import (
-    BRUTAL_KILL, BrutalKill, ChildCounts, ChildSpec, ChildType, OTPError, Pid, Report, ReportKind, Restart,
-    ServerExited, Strategy, Supervisor, SupervisorFlags, SupervisorGaveUp, call, cast,
-    count_children, delete_child, restart_child, set_report_handler, start_child, terminate_child,
-    whereis, which_children,
+    BRUTAL_KILL,
+    BrutalKill,
+    ChildCounts,
+    ChildSpec,
+    ChildType,
+    OTPError,
+    Pid,
+    Report,
+    ReportKind,
+    Restart,
+    ServerExited,
+    Strategy,
+    Supervisor,
+    SupervisorFlags,
+    SupervisorGaveUp,
+    call,
+    cast,
+    count_children,
+    delete_child,
+    processes,
+    restart_child,
+    set_report_handler,
+    start_child,
+    stop,
+    terminate_child,
+    whereis,
+    which_children,
 )
 
 from ._workers import Journal, Worker
@@ -268,8 +291,8 @@ async def test_crash_restart_and_gave_up_reports_reach_the_handler_and_the_log(
     ]
     assert isinstance(reports[0].reason, ValueError)
     records = [r for r in caplog.records if r.name == "switchd.otp"]
-    assert [getattr(r, "report") for r in records] == ["crash", "restart", "crash", "gave_up"]
-    assert all(getattr(r, "child") == "a" for r in records)
+    assert [r.__dict__["report"] for r in records] == ["crash", "restart", "crash", "gave_up"]
+    assert all(r.__dict__["child"] == "a" for r in records)
 
 
 async def test_cancelling_a_supervisor_while_a_child_starts_stops_the_started_ones(
@@ -287,3 +310,31 @@ async def test_cancelling_a_supervisor_while_a_child_starts_stops_the_started_on
             await nursery.start(Supervisor.start_link, children)
     assert trio.current_time() == 1.0
     assert journal.events == [("start", "a"), ("stop", "a", "shutdown")]
+
+
+async def test_a_child_that_becomes_ready_after_its_supervisor_was_cancelled_is_still_stopped(
+        autojump_clock: MockClock) -> None:
+    journal = Journal()
+    outer = trio.CancelScope()
+
+    class LateReady(Worker):
+        async def init(self, *args: object) -> tuple[Journal, str]:
+            outer.cancel()  # the supervisor is cancelled while this child starts...
+            with trio.CancelScope(shield=True):
+                await trio.testing.wait_all_tasks_blocked()  # ...and shuts down before it is ready
+            return journal, "late"  # ready now, unshielded: the cancellation reaches it
+
+    async def unstick() -> None:  # a regression leaves the child shielded forever: stop it so
+        await trio.sleep(5.0)     # the test fails on the time below instead of hanging the suite
+        for info in processes():
+            if info.kind == "gen_server":
+                await stop(info.pid)
+
+    async with trio.open_nursery() as guard:
+        guard.start_soon(unstick)
+        with outer:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(Supervisor.start_link, [ChildSpec("late", LateReady.start_link)])
+        guard.cancel_scope.cancel()
+    assert trio.current_time() == 0.0
+    assert journal.stops() == [("late", "shutdown")]

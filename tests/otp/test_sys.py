@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trio
 
 from switchd.otp import (
-    Caller, GenServer, NoReply, NotABehaviour, Process, Reply, call, cast, change_code, get_state,
-    receive, replace_state, resume, suspend,
+    Caller,
+    GenServer,
+    NoReply,
+    NotABehaviour,
+    Process,
+    Reply,
+    call,
+    cast,
+    change_code,
+    get_state,
+    receive,
+    replace_state,
+    resume,
+    suspend,
 )
 
 from .test_state_machine import Phone
@@ -31,7 +43,7 @@ class V1(GenServer[dict[str, int]]):
 
 class V2(V1):
     vsn = 2
-    seen: list[tuple[object, object, object]] = []
+    seen: ClassVar[list[tuple[object, object, object]]] = []
 
     async def code_change(self, old_vsn: Any, state: dict[str, int], extra: Any) -> dict[str, int]:
         V2.seen.append((old_vsn, dict(state), extra))
@@ -118,7 +130,7 @@ async def test_sys_operations_work_on_a_state_machine_and_give_state_and_data() 
     async with trio.open_nursery() as nursery:
         pid = await nursery.start(Phone.start_link)
         await call(pid, "dial")
-        state, data = await get_state(pid)
+        state, _data = await get_state(pid)
         assert state == "ringing"
         await replace_state(pid, lambda sd: ("idle", sd[1]))
         assert await call(pid, "status") == "idle"
