@@ -70,9 +70,7 @@ async def run_async(app: Application, *,
                 except Exception as exc:
                     log.error("application %s failed to start: %r", app.name, exc, exc_info=exc,
                               extra={"application": app.name})
-                    code = EXIT_START_FAILED
-                    nursery.cancel_scope.cancel()
-                    return code
+                    return EXIT_START_FAILED
                 log.info("application %s started (%s)", app.name, root, extra={"application": app.name})
                 task_status.started(root)
                 code = await _stop_on_signal(app, signals)
@@ -84,9 +82,8 @@ async def run_async(app: Application, *,
             log.error("application %s crashed: %r", app.name, group.exceptions[0],
                       exc_info=group.exceptions[0], extra={"application": app.name})
             code = EXIT_GAVE_UP
-        if code == EXIT_GAVE_UP:
-            return code
-    log.info("application %s stopped", app.name, extra={"application": app.name})
+    log.info("application %s stopped, exit code %d", app.name, code,
+             extra={"application": app.name, "exit_code": code})
     return code
 
 

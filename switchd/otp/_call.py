@@ -94,6 +94,16 @@ def reply(caller: Caller, value: object) -> None:
     caller.reply(value)
 
 
+class _Raised:
+    """A reply that is an error: ``call`` raises ``exc`` in the caller (used by the built-in
+    behaviours to report a bad request without crashing, e.g. an unknown child id)."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
 class _Cast:
     """The envelope of a cast, so the server can tell it from an info message."""
 
@@ -141,7 +151,10 @@ async def _wait_reply(caller: Caller, proc: _Process, timeout: float, what: obje
             caller._abandon()
     status = caller._status
     if status == _REPLIED:
-        return caller._value
+        value = caller._value
+        if type(value) is _Raised:
+            raise value.exc
+        return value
     if status == _EXITED:
         reason = caller._value
         if isinstance(reason, BaseException):

@@ -13,13 +13,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ._call import Caller, call, cast
+from ._call import Caller, _Raised, call, cast
 from ._errors import OTPError
 from ._gen_server import GenServer, NoReply, Reply
 from ._pid import ExitReason, Pid
 from ._process import node
 from ._reports import Report, ReportKind, emit
-from ._sys import _Raised
 
 log = logging.getLogger("switchd.otp")
 
@@ -167,10 +166,7 @@ class EventManager(GenServer[_Handlers]):
 
 
 async def _manager_call(mgr: Pid | str, request: object, timeout: float) -> Any:
-    result = await call(mgr, request, timeout=timeout)
-    if type(result) is _Raised:
-        raise result.exc
-    return result
+    return await call(mgr, request, timeout=timeout)
 
 
 async def add_handler(mgr: Pid | str, handler_id: str, handler_cls: type[EventHandler[Any]],

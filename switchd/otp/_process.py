@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._errors import AlreadyRegistered, NoProcess
+from ._errors import AlreadyRegistered, NoProcess, OTPError
 from ._pid import Down, ExitReason, MonitorRef, Pid, TimerRef
 
 if TYPE_CHECKING:
@@ -249,6 +249,10 @@ class _Node:
     def spawn(self, kind: str, name: str | None) -> _Process:
         """Make the current task a process of `kind`, registered as `name` when given."""
         task = trio.lowlevel.current_task()
+        running = self.by_task.get(task)
+        if running is not None:
+            raise OTPError(f"this task already runs process {running.pid} ({running.kind}); start the "
+                           f"{kind} in a task of its own, e.g. with nursery.start()")
         if name is not None and name in self.names:
             raise AlreadyRegistered(f"name {name!r} is already registered to {self.names[name].pid}")
         if name is None and "." not in task.name and "<" not in task.name:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import trio
 
-from ._call import Caller, _System, call
+from ._call import Caller, _Raised, _System, call
 from ._child import _Child, _ChildExit, _StartStatus, run_child
 from ._child_spec import (
     BRUTAL_KILL,
@@ -42,7 +42,6 @@ from ._messages import exit_reason_of
 from ._pid import ExitReason, Pid, is_normal
 from ._process import _Process, node
 from ._reports import Report, ReportKind, emit
-from ._sys import _Raised
 
 DEFAULT_FLAGS = SupervisorFlags()
 
@@ -341,10 +340,7 @@ class Supervisor:
 
 
 async def _sup_call(sup: Pid | str, op: Any, arg: Any = None, timeout: float = math.inf) -> Any:
-    result = await call(sup, _Request(op, arg), timeout=timeout)
-    if type(result) is _Raised:
-        raise result.exc
-    return result
+    return await call(sup, _Request(op, arg), timeout=timeout)
 
 
 async def start_child(sup: Pid | str, spec: ChildSpec, *, timeout: float = math.inf) -> Pid:

@@ -10,21 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from ._call import _System, system_call
+from ._call import _Raised, _System, system_call
 from ._errors import OTPError, ServerExited
 from ._pid import ExitReason, Pid
 from ._process import _Process
 
 T = TypeVar("T")
-
-
-class _Raised:
-    """A system operation failed inside the server: the client re-raises ``exc``."""
-
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: Exception) -> None:
-        self.exc = exc
 
 
 CodeChange = Callable[[Any, Any, Any, Any], Awaitable[Any]]  # (new_impl, old_vsn, state, extra) -> state
@@ -67,10 +58,7 @@ async def handle_system(proc: _Process, msg: _System, impl: Any, state: Any,
 
 
 async def _sys(dest: Pid | str, op: str, arg: Any = None, *, timeout: float) -> Any:
-    result = await system_call(dest, op, arg, timeout=timeout)
-    if type(result) is _Raised:
-        raise result.exc
-    return result
+    return await system_call(dest, op, arg, timeout=timeout)
 
 
 async def stop(dest: Pid | str, reason: ExitReason = "normal", *, timeout: float = 5.0) -> None:

@@ -11,6 +11,7 @@ from trio.testing import MockClock
 from switchd.otp import (
     Down,
     NoProcess,
+    OTPError,
     Pid,
     Process,
     ReceiveTimeout,
@@ -210,3 +211,12 @@ async def test_a_named_process_is_found_by_name_and_released_on_exit() -> None:
         send("echo", "quit")
     with pytest.raises(NoProcess):
         send("echo", "x")
+
+
+async def test_a_process_cannot_start_a_second_process_in_its_own_task() -> None:
+    async def body() -> None:
+        with pytest.raises(OTPError, match="already runs process"):
+            await Process.start_link(receive)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Process.start_link, body)
