@@ -33,6 +33,7 @@ from switchd.sip import (
     RemoteProtocolError,
     Request,
     Response,
+    ServerTransaction,
     TimedOut,
     TimerConfig,
     ToTransactionUser,
@@ -62,7 +63,8 @@ class CallSettings:
     ``node``: this node's name, for logs and the CallSetup event, "switchd".
     ``local_address``: our SIP ``host:port``, put in the Via and Contact of what we send, "127.0.0.1:5060".
     ``timers``: the RFC 3261 timers (T1, T2) the transactions and the 2xx retransmitter run on, TimerConfig().
-    ``no_answer``: seconds from the INVITE to an answer before the B-leg is cancelled and the caller gets 480, 60.0.
+    ``no_answer``: seconds from the INVITE to an answer, then the B-leg is cancelled and the caller
+        gets 480, 60.0.
     ``max_call_duration``: seconds an answered call may last before both legs get a BYE, 3600.0.
     ``retransmit_2xx``: retransmit the 200 to the caller until the ACK (RFC 3261 §13.3.1.4); False sends it
         once over TCP and only keeps the 64*T1 give-up, True.
@@ -89,7 +91,8 @@ class CallSettings:
     cleanup_timeout: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("no_answer", "max_call_duration", "billing_timeout", "router_timeout", "cleanup_timeout"):
+        for name in ("no_answer", "max_call_duration", "billing_timeout", "router_timeout",
+                     "cleanup_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"CallSettings.{name} must be a positive number of seconds, "
                                  f"got {getattr(self, name)!r}")
@@ -238,6 +241,7 @@ class CallData:
     rtx: Uas2xxRetransmitter | None = None
     conn_monitor: MonitorRef | None = None
     answered_at: float | None = None
+    caller_gone: bool = False  # the caller's connection process exited: nothing more to send it
     cdr_opened: bool = False
     progress_recorded: bool = False
     ended: bool = False  # CDR closed and CallEnded emitted
@@ -248,15 +252,16 @@ class CallData:
 
 
 def answer_caller(data: CallData, response: Response) -> None:
-    """Send a response to the caller's INVITE through its server transaction (once a final went out, no more)."""
+    """Send a response to the caller's INVITE through its server transaction; none after its final."""
     if data.ist.final_response is not None:
         return
     feed(data, data.ist, data.ist.send_response(response, trio.current_time()))
 
 
 def hang_up_caller(data: CallData) -> None:
+    """BYE the caller's confirmed dialog, unless it ended already or the caller's connection is gone."""
     dialog = data.a_dialog
-    if dialog is None or not dialog.confirmed:
+    if dialog is None or not dialog.confirmed or data.caller_gone:
         return
     bye = dialog.make_request(Method.BYE)
     data.txns.add(NonInviteClientTransaction(bye, now=trio.current_time(), timers=data.settings.timers))
@@ -292,7 +297,7 @@ def cancel_leg(data: CallData, leg: BLeg | None) -> None:
     to_gateway(data, leg, cancel)
 
 
-def feed(data: CallData, txn: Any, outputs: list[TransactionOutput]) -> list[TransactionOutput]:
+def feed(data: CallData, txn: ClientTransaction | ServerTransaction, outputs: list[TransactionOutput]) -> list[TransactionOutput]:
     """Perform a transaction's Transmits, forget it once Terminated; return what the core must handle."""
     rest: list[TransactionOutput] = []
     for out in outputs:

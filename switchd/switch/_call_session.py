@@ -64,8 +64,6 @@ import trio
 
 from switchd.billing import (
     CdrAnswer,
-    CdrClose,
-    CdrOpen,
     CdrProgress,
     Disposition,
     HangupParty,
@@ -108,8 +106,8 @@ from switchd.sip import (
     new_tag,
 )
 
-from ._call_cdr import record, retry_once
-from ._call_events import CallAnswered, CallClock, CallEnded, CallFailover, CallProgress, CallSetup, emit
+from ._call_cdr import close_call, open_call, record_step, retry_once
+from ._call_events import CallAnswered, CallClock, CallFailover, CallProgress, CallSetup, emit
 from ._call_legs import (
     BLeg,
     CallData,
@@ -253,11 +251,12 @@ class CallSession(StateMachine[CallState, CallData]):
         except RemoteProtocolError as exc:
             log.info("INVITE refused: %s", exc, extra={"call_id": data.call_id})
             answer_caller(data, final_response(data.invite, exc.status_hint, data.a_tag, reason=exc.reason))
+            data.ended = True  # never accepted: no CDR
             return Stop("normal", data)
         log.info("call from %s to %s", data.caller, data.callee, extra={"call_id": data.call_id})
-        emit(settings.events, CallSetup(data.call_id, data.clock.at(data.received_at), data.caller, data.callee,
-                                        settings.node))
-        await self._open_cdr(data)
+        setup_at = data.clock.at(data.received_at)
+        emit(settings.events, CallSetup(data.call_id, setup_at, data.caller, data.callee, settings.node))
+        await open_call(data)
         try:
             data.candidates = await retry_once(
                 "route lookup", data.call_id, settings.retry_delay,
@@ -269,8 +268,9 @@ class CallSession(StateMachine[CallState, CallData]):
             log.error("router unavailable: %s", exc, extra={"call_id": data.call_id})
             return await self._reject(data, 503, hangup_by=HangupParty.SWITCH, cause="router_unavailable")
         result = await self._place_next(data, None)
-        no_answer = GenericTimeout("no_answer", max(0.0, self._wait_left(data)))
-        return NextState(result.state, data, [*result.actions, no_answer])
+        if result.state is not _S.CALLING:
+            return result
+        return NextState(_S.CALLING, data, [GenericTimeout("no_answer", max(0.0, self._wait_left(data)))])
 
     async def _place_next(self, data: CallData, reason: str | None) -> NextState[CallState, CallData]:
         """Send the INVITE to the next candidate, or answer 503 when none is left."""
@@ -285,8 +285,8 @@ class CallSession(StateMachine[CallState, CallData]):
         if failed is not None:
             log.info("gateway %s failed (%s), trying %s", failed.gateway, reason, candidate.gateway.name,
                      extra={"call_id": data.call_id, "gateway": failed.gateway})
-            emit(data.settings.events, CallFailover(data.call_id, data.clock.now(), failed.gateway, reason or "",
-                                                    candidate.gateway.name, len(data.legs) + 1))
+            emit(data.settings.events, CallFailover(data.call_id, data.clock.now(), failed.gateway,
+                                                    reason or "", candidate.gateway.name, len(data.legs) + 1))
         now = trio.current_time()
         invite = b_leg_invite(data.invite, candidate, data.settings)
         leg = BLeg(candidate, invite, InviteClientTransaction(invite, now=now, timers=data.settings.timers),
@@ -361,14 +361,14 @@ class CallSession(StateMachine[CallState, CallData]):
 
     async def _caller_lost(self, state: CallState, data: CallData) -> Result:
         data.conn_monitor = None
+        data.caller_gone = True
         log.warning("the caller's connection is gone", extra={"call_id": data.call_id})
         if state in _BEFORE_ANSWER:
             cancel_leg(data, data.b)
             return await self._end(data, Disposition.CANCELLED, 487, "Request Terminated", HangupParty.CALLER,
                                    "connection_lost")
         if state in _AFTER_ANSWER:
-            return await self._hang_up(data, Disposition.ANSWERED, HangupParty.CALLER, "connection_lost",
-                                       bye_caller=False)
+            return await self._hang_up(data, Disposition.ANSWERED, HangupParty.CALLER, "connection_lost")
         return KeepState(data)
 
     # -- from the callee's side ---------------------------------------------------------------------
@@ -413,7 +413,8 @@ class CallSession(StateMachine[CallState, CallData]):
                 return await self._b_invite_response(leg, out.message, state, data)
         return KeepState(data)
 
-    async def _b_invite_response(self, leg: BLeg, response: Response, state: CallState, data: CallData) -> Result:
+    async def _b_invite_response(self, leg: BLeg, response: Response, state: CallState,
+                                 data: CallData) -> Result:
         status = response.status
         current = leg is data.b and state in _BEFORE_ANSWER
         if status < 200:
@@ -428,7 +429,8 @@ class CallSession(StateMachine[CallState, CallData]):
             emit(data.settings.events, CallProgress(data.call_id, data.clock.now(), status, leg.gateway))
             if not data.progress_recorded:
                 data.progress_recorded = True
-                await self._record(data, CdrProgress(call_id=data.call_id, at=data.clock.now(), **leg_fields(data)))
+                progress = CdrProgress(call_id=data.call_id, at=data.clock.now(), **leg_fields(data))
+                await record_step(data, progress)
             return NextState(_S.RINGING, data)
         leg.final = status
         if status < 300:
@@ -454,17 +456,19 @@ class CallSession(StateMachine[CallState, CallData]):
         data.rtx = Uas2xxRetransmitter(ok, now=now, timers=data.settings.timers)
         data.answered_at = now
         log.info("answered through %s", leg.gateway, extra={"call_id": data.call_id, "gateway": leg.gateway})
-        emit(data.settings.events, CallAnswered(data.call_id, data.clock.at(now), leg.gateway, now - data.received_at))
-        await self._record(data, CdrAnswer(call_id=data.call_id, at=data.clock.at(now), a_to_tag=data.a_tag,
+        setup_time = now - data.received_at
+        emit(data.settings.events, CallAnswered(data.call_id, data.clock.at(now), leg.gateway, setup_time))
+        await record_step(data, CdrAnswer(call_id=data.call_id, at=data.clock.at(now), a_to_tag=data.a_tag,
                                            **leg_fields(data)))
-        return NextState(_S.CONNECTING, data, [GenericTimeout("no_answer", None),
-                                               GenericTimeout("max_duration", data.settings.max_call_duration)])
+        max_duration = GenericTimeout("max_duration", data.settings.max_call_duration)
+        return NextState(_S.CONNECTING, data, [GenericTimeout("no_answer", None), max_duration])
 
     async def _gateway_failed(self, failed: GatewayFailed, state: CallState, data: CallData) -> Result:
         leg = data.legs.get(failed.call_id)
         if leg is None:
             return KeepState(data)
-        for txn in [t for t in data.txns if isinstance(t, ClientTransaction) and t.request.call_id == leg.call_id]:
+        lost = [t for t in data.txns if isinstance(t, ClientTransaction) and t.request.call_id == leg.call_id]
+        for txn in lost:
             txn.transport_error()
             data.txns.discard(txn)
         reason = f"gateway {failed.gateway}: {failed.reason}"
@@ -512,46 +516,29 @@ class CallSession(StateMachine[CallState, CallData]):
     # -- endings ------------------------------------------------------------------------------------
 
     async def _reject(self, data: CallData, status: int, *, hangup_by: HangupParty, cause: str,
-                      reason: str | None = None, retry_after: str | None = None) -> NextState[CallState, CallData]:
+                      reason: str | None = None,
+                      retry_after: str | None = None) -> NextState[CallState, CallData]:
         """Answer the caller's INVITE with a final error and end the call."""
         response = final_response(data.invite, status, data.a_tag, reason=reason, retry_after=retry_after)
         answer_caller(data, response)
         return await self._end(data, disposition_for(status), status, response.reason, hangup_by, cause)
 
     async def _hang_up(self, data: CallData, disposition: Disposition, hangup_by: HangupParty,
-                       cause: str, *, bye_caller: bool = True) -> NextState[CallState, CallData]:
+                       cause: str) -> NextState[CallState, CallData]:
         """End an answered call: BYE whichever legs are still up."""
         if data.rtx is not None:
             data.rtx.stop()
-        if bye_caller:
-            hang_up_caller(data)
+        hang_up_caller(data)
         hang_up_leg(data, data.b)
         return await self._end(data, disposition, 200, "OK", hangup_by, cause)
 
     async def _end(self, data: CallData, disposition: Disposition, sip_code: int, sip_reason: str,
                    hangup_by: HangupParty, cause: str) -> NextState[CallState, CallData]:
         """Close the CDR and tell the events; the session lingers in ENDING while B-leg answers are due."""
-        await self._close(data, disposition, sip_code, sip_reason, hangup_by, cause)
+        await close_call(data, disposition, sip_code, sip_reason, hangup_by, cause)
         return NextState(_S.ENDING, data, [
             GenericTimeout("no_answer", None), GenericTimeout("max_duration", None),
             GenericTimeout("linger", data.settings.timers.timer_b)])
-
-    async def _close(self, data: CallData, disposition: Disposition, sip_code: int, sip_reason: str,
-                     hangup_by: HangupParty, cause: str) -> None:
-        if data.ended:
-            return
-        data.ended = True
-        end = trio.current_time()
-        answered = data.answered_at
-        log.info("call ended: %s, %d, by %s (%s)", disposition.value, sip_code, hangup_by.value, cause,
-                 extra={"call_id": data.call_id})
-        emit(data.settings.events, CallEnded(
-            data.call_id, data.clock.at(end), disposition, sip_code, hangup_by, cause,
-            0.0 if answered is None else end - answered, data.b.gateway if data.b is not None else None))
-        await self._record(data, CdrClose(
-            call_id=data.call_id, end_at=data.clock.at(end), disposition=disposition, sip_code=sip_code,
-            sip_reason=sip_reason, hangup_cause=cause, hangup_by=hangup_by,
-            answer_at=None if answered is None else data.clock.at(answered), **leg_fields(data)))
 
     async def _clean_up(self, reason: ExitReason, data: CallData) -> None:
         status = 503 if reason == "shutdown" else 500
@@ -570,23 +557,7 @@ class CallSession(StateMachine[CallState, CallData]):
         if not data.ended:
             cause = reason if isinstance(reason, str) else "crash"
             log.error("call session exits (%r) with the call up", reason, extra={"call_id": data.call_id})
-            await self._close(data, Disposition.FAILED, status, "session ended", HangupParty.SWITCH, cause)
-
-    # -- billing ----------------------------------------------------------------------------------
-
-    async def _open_cdr(self, data: CallData) -> None:
-        data.cdr_opened = await record(data.settings, CdrOpen(
-            call_id=data.call_id, caller=data.caller, callee=data.callee,
-            setup_at=data.clock.at(data.received_at), a_from_tag=data.invite.from_.tag, a_to_tag=data.a_tag))
-
-    async def _record(self, data: CallData, step: CdrProgress | CdrAnswer | CdrClose) -> None:
-        """A later CDR step; the open is tried again first if it never landed."""
-        if not data.cdr_opened:
-            await self._open_cdr(data)
-            if not data.cdr_opened:
-                return
-        await record(data.settings, step)
-
+            await close_call(data, Disposition.FAILED, status, "session ended", HangupParty.SWITCH, cause)
 
 def call_session_spec(invite: Request, conn: Pid, received_at: float, settings: CallSettings) -> ChildSpec:
     """The child spec of the CallSession for `invite`, which arrived on connection process `conn`.

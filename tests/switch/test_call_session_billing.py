@@ -11,7 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from trio.testing import MockClock
 
-from switchd.billing import BillingStoreConfig, Cdr, CdrStatus, Disposition, HangupParty, billing_child_spec, open_engine
+from switchd.billing import (
+    BillingStoreConfig,
+    Cdr,
+    CdrStatus,
+    Disposition,
+    HangupParty,
+    billing_child_spec,
+    open_engine,
+)
 from switchd.sip import Method
 
 from ._call_harness import bench
