@@ -7,6 +7,7 @@ Run: /work/venv/bin/python bench/sip_bench.py   (takes a few seconds)
 from __future__ import annotations
 
 import sys
+import time
 import timeit
 from collections.abc import Callable
 from pathlib import Path
@@ -107,13 +108,15 @@ def serialise_200_ok() -> None:
 def interleaved(functions: list[Callable[[], None]], number: int, rounds: int) -> list[float]:
     """Best seconds per call of each function, measured in alternating batches.
 
-    Alternating batches lets both sides of a ratio see the same machine load; the minimum over
-    the rounds is the least disturbed figure.
+    Time is this process's CPU time (the build machine's cores are shared, and wall-clock time
+    would count other processes' turns), in alternating batches so both sides of a ratio see
+    the same cache and frequency conditions; the minimum over the rounds is the least disturbed.
     """
+    timers = [timeit.Timer(function, timer=time.process_time) for function in functions]
     best = [float("inf")] * len(functions)
     for _ in range(rounds):
-        for index, function in enumerate(functions):
-            best[index] = min(best[index], timeit.timeit(function, number=number) / number)
+        for index, timer in enumerate(timers):
+            best[index] = min(best[index], timer.timeit(number=number) / number)
     return best
 
 

@@ -31,7 +31,7 @@ _PARAM_CHARS = re.compile(r"[;=A-Za-z0-9\-.!%*_+`'~\[\]:/&$]+")
 _PARAM = re.compile(
     r"""\s*;\s*([A-Za-z0-9\-.!%*_+`'~]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^;\s",?<>]+)\s*)?"""
 )
-_HOSTNAME = re.compile(r"[A-Za-z0-9.\-]+")
+_HOSTPORT = re.compile(r"([A-Za-z0-9][A-Za-z0-9.\-]*)(?::([0-9]{1,5}))?")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
 
 
@@ -102,10 +102,11 @@ def split_hostport(text: str, where: str, whole: str) -> tuple[str, int | None]:
         else:
             return host, None
     else:
-        host, colon, port_text = text.partition(":")
-        if not _HOSTNAME.fullmatch(host) or host[0] == "-" or host[0] == ".":
-            raise bad(where, whole, f"bad host {host!r}")
-        if not colon:
+        m = _HOSTPORT.fullmatch(text)
+        if m is None:
+            raise bad(where, whole, f"bad host or port {text!r}")
+        host, port_text = m.groups()
+        if port_text is None:
             return host, None
     if port_text.isdigit() and port_text.isascii() and len(port_text) <= 5:
         port = int(port_text)
