@@ -6,6 +6,8 @@ from functools import partial
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trio.testing import MockClock
 
 from switchd.otp import (
@@ -220,3 +222,31 @@ async def test_a_process_cannot_start_a_second_process_in_its_own_task() -> None
 
     async with trio.open_nursery() as nursery:
         await nursery.start(Process.start_link, body)
+
+
+@given(st.lists(st.integers(0, 9), max_size=30), st.sets(st.integers(0, 9)))
+@settings(max_examples=50, deadline=None)
+def test_selective_receive_takes_matches_in_order_and_leaves_the_rest_in_order(
+        messages: list[int], wanted: set[int]) -> None:
+    taken: list[int] = []
+    rest: list[int] = []
+
+    async def body() -> None:
+        for m in messages:
+            send(self_pid(), m)
+        for _ in [m for m in messages if m in wanted]:
+            msg = await receive(match=lambda m: m in wanted)
+            assert isinstance(msg, int)
+            taken.append(msg)
+        for _ in [m for m in messages if m not in wanted]:
+            msg = await receive(timeout=0)
+            assert isinstance(msg, int)
+            rest.append(msg)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Process.start_link, body)
+
+    trio.run(main)
+    assert taken == [m for m in messages if m in wanted]
+    assert rest == [m for m in messages if m not in wanted]

@@ -7,6 +7,8 @@ from functools import partial
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trio.testing import MockClock
 
 from switchd.otp import (
@@ -338,3 +340,42 @@ async def test_a_child_that_becomes_ready_after_its_supervisor_was_cancelled_is_
         guard.cancel_scope.cancel()
     assert trio.current_time() == 0.0
     assert journal.stops() == [("late", "shutdown")]
+
+
+def _gives_up_at(crash_times: list[int], max_restarts: int, max_seconds: int) -> int | None:
+    """The index of the crash at which a supervisor must give up (None: it never does)."""
+    window: list[int] = []
+    for index, now in enumerate(crash_times):
+        window = [t for t in window if t >= now - max_seconds] + [now]
+        if len(window) > max_restarts:
+            return index
+    return None
+
+
+@given(crashes=st.lists(st.tuples(st.integers(0, 4), st.sampled_from("ab")), min_size=1, max_size=10),
+       max_restarts=st.integers(0, 4), max_seconds=st.integers(1, 8))
+@settings(max_examples=40, deadline=None)
+def test_the_supervisor_gives_up_exactly_when_restarts_of_any_children_exceed_the_intensity(
+        crashes: list[tuple[int, str]], max_restarts: int, max_seconds: int) -> None:
+    crash_times = [sum(gap for gap, _ in crashes[: i + 1]) for i in range(len(crashes))]
+    expected = _gives_up_at(crash_times, max_restarts, max_seconds)
+    journal = Journal()
+    gave_up_at: list[float] = []
+
+    async def scenario() -> None:
+        flags = SupervisorFlags(max_restarts=max_restarts, max_seconds=float(max_seconds))
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(Supervisor.start_link, [spec(journal, "a"), spec(journal, "b")], flags)
+                for gap, target in crashes:
+                    await trio.sleep(gap)
+                    cast(target, "crash")
+                    await trio.testing.wait_all_tasks_blocked()
+                nursery.cancel_scope.cancel()
+        except* SupervisorGaveUp:
+            gave_up_at.append(trio.current_time())
+
+    trio.run(scenario, clock=MockClock(autojump_threshold=0))
+    restarted = len(crashes) if expected is None else expected
+    assert gave_up_at == ([] if expected is None else [crash_times[expected]])
+    assert len(journal.starts()) == 2 + restarted
