@@ -411,11 +411,16 @@ def run_daemon(config: Config, *, log_level: int | str = logging.INFO, configure
     run left open as `recovered`), logs one line per record to stderr, drains calls on the first
     SIGTERM/SIGINT (new calls get 503; up to ``timers.drain_timeout``; the rest get BYE) and stops
     at once on a second. SIGHUP reloads routes and rates. Returns 0 after a clean stop, 1 if the tree
-    gave up, 2 if it could not start (the reason is logged). Call it from the main thread.
+    gave up, 2 if it could not start (the reason is logged), 130 if interrupted while migrating.
+    Call it from the main thread.
 
     Keywords (for cli.py): ``log_level`` of the root logger, INFO; ``configure_logs``: install the
     one-line stderr handler, True (False: the caller installed its own handlers).
     """
     if configure_logs:
         configure_logging(log_level)
-    return trio.run(serve, config)
+    try:
+        return trio.run(serve, config)
+    except KeyboardInterrupt:  # ^C before the signal handlers were installed (during the migration)
+        log.warning("interrupted while starting")
+        return 130

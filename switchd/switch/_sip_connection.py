@@ -226,8 +226,8 @@ class StreamIO:
             if response is not None:
                 self.send_message(response)
                 answered = True
-        log.warning("%s: %s%s%s", self.label, exc, " (answered %d)" % exc.status_hint if answered else "",
-                    ", closing" if exc.framing_lost else "",
+        outcome = f"answered {exc.status_hint}" if answered else "not answered"
+        log.warning("%s: %s (%s%s)", self.label, exc, outcome, ", closing" if exc.framing_lost else "",
                     extra={"peer": self.label, "status": exc.status_hint, "framing_lost": exc.framing_lost,
                            "call_id": partial.headers.get("Call-ID") if partial is not None else None})
         if exc.framing_lost:
