@@ -49,7 +49,9 @@ Faults: billing and router are reached by name at each use, retried once if rest
 failure is logged, never fatal (`_call_cdr`). `terminate` (crash, shutdown, or anything that left
 legs up) answers an unanswered caller 500 (503 on shutdown), sends BYE to answered legs (ACK
 first where a 2xx was not yet ACKed) and CANCEL to unanswered B-legs, and closes the CDR as FAILED
-— shielded and bounded by ``cleanup_timeout``. It touches nothing but its own call.
+(cause "crash", or "shutdown"; an answered call ended by the node's shutdown stays ANSWERED, so the
+conversation is billed) — shielded and bounded by ``cleanup_timeout``. It touches nothing but its
+own call.
 """
 
 from __future__ import annotations
@@ -557,7 +559,10 @@ class CallSession(StateMachine[CallState, CallData]):
         if not data.ended:
             cause = reason if isinstance(reason, str) else "crash"
             log.error("call session exits (%r) with the call up", reason, extra={"call_id": data.call_id})
-            await close_call(data, Disposition.FAILED, status, "session ended", HangupParty.SWITCH, cause)
+            # A call answered and then ended by the node's shutdown was a call: it stays billable.
+            answered = reason == "shutdown" and data.answered_at is not None
+            disposition = Disposition.ANSWERED if answered else Disposition.FAILED
+            await close_call(data, disposition, status, "session ended", HangupParty.SWITCH, cause)
 
 def call_session_spec(invite: Request, conn: Pid, received_at: float, settings: CallSettings) -> ChildSpec:
     """The child spec of the CallSession for `invite`, which arrived on connection process `conn`.

@@ -90,11 +90,16 @@ class Wire:
         return self._receive.statistics().current_buffer_used == 0
 
 
+_CLOSE = "close"  # tells a caller link to exit, as a connection process does when its peer hangs up
+
+
 async def _caller_link(out: Wire) -> None:
     while True:
         msg = await otp.receive()
         if isinstance(msg, Outbound):
             out.put(wire(msg.message))
+        elif msg == _CLOSE:
+            return
 
 
 async def _gateway_link(out: Wire, replies: dict[str, Pid]) -> None:
@@ -253,6 +258,10 @@ class Bench:
         self.exits[pid] = Wire()
         await self.nursery.start(otp.Process.start_link, _watch, pid, self.exits[pid])
         return Phone(invite, conn, caller_wire), pid
+
+    def kill_connection(self, phone: Phone) -> None:
+        """The caller's connection process exits (the peer closed the TCP connection)."""
+        otp.send(phone.conn, _CLOSE)
 
     async def exited(self, pid: Pid) -> otp.ExitReason:
         """Wait until the session `pid` exits; its exit reason."""

@@ -438,3 +438,51 @@ async def test_a_billing_crash_during_a_call_loses_no_cdr_step(autojump_clock: M
         b.link("gw1").respond(await b.link("gw1").expect_request(Method.BYE), 200)
         assert await b.exited(pid) == "normal"
         assert [type(s).__name__ for s in b.steps(phone.call_id)] == ["CdrOpen", "CdrAnswer", "CdrClose"]
+
+
+async def test_a_shutdown_answers_a_waiting_caller_503_and_cancels_the_b_leg(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 183)
+        await phone.expect(183)
+        await otp.terminate_child("calls", pid)
+        await phone.expect(503)
+        cancel = await gw1.expect_request(Method.CANCEL)
+        assert cancel.branch == invite.branch
+        assert await b.exited(pid) == "shutdown"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.sip_code, closed.hangup_cause) == (Disposition.FAILED, 503, "shutdown")
+
+
+async def test_a_shutdown_hangs_up_an_answered_call_which_stays_billable(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        await answer_on(b, phone, "gw1")
+        await trio.sleep(20.0)
+        await otp.terminate_child("calls", pid)
+        await phone.expect_request(Method.BYE)
+        await b.link("gw1").expect_request(Method.BYE)
+        closed = b.close(phone.call_id)
+        [answered] = b.steps(phone.call_id, CdrAnswer)
+        assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
+            Disposition.ANSWERED, HangupParty.SWITCH, "shutdown")
+        assert closed.end_at - answered.at == timedelta(seconds=20.0)
+
+
+async def test_when_the_callers_connection_dies_the_b_leg_is_hung_up(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        await answer_on(b, phone, "gw1")
+        await trio.sleep(5.0)
+        b.kill_connection(phone)
+        bye = await b.link("gw1").expect_request(Method.BYE)
+        b.link("gw1").respond(bye, 200)
+        assert await b.exited(pid) == "normal"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
+            Disposition.ANSWERED, HangupParty.CALLER, "connection_lost")
