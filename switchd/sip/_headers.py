@@ -37,6 +37,12 @@ _COMPACT = {
 }
 CANONICAL: dict[str, str] = {name.lower(): name for name in _KNOWN}
 CANONICAL.update(_COMPACT)
+# Name → (lower-case canonical key, canonical name), keyed by the lower-case and the canonical
+# spelling so the usual spelling needs no lower(). One shared tuple per header, so a caller can
+# test for a header by identity.
+ENTRIES: dict[str, tuple[str, str]] = {name: (name.lower(), name) for name in CANONICAL.values()}
+KNOWN: dict[str, tuple[str, str]] = {alias: ENTRIES[name] for alias, name in CANONICAL.items()}
+KNOWN.update(ENTRIES)
 
 # Headers whose grammar is `x *(COMMA x)` (RFC 3261 §7.3.1, §20; extensions). Authorization and
 # the *-Authenticate headers are comma-separated *inside* one value and are deliberately absent.
@@ -57,13 +63,25 @@ def canonical_name(name: str) -> str:
     return CANONICAL.get(name.lower(), name)
 
 
+def _key(name: str) -> str:
+    """The lower-case canonical key of header `name`."""
+    entry = KNOWN.get(name)
+    if entry is not None:
+        return entry[0]
+    lowered = name.lower()
+    entry = KNOWN.get(lowered)
+    return lowered if entry is None else entry[0]
+
+
 def _checked(name: str, value: str) -> Field:
-    if not TOKEN.fullmatch(name):
-        raise LocalProtocolError(f"header name {name!r} is not a token")
+    entry = KNOWN.get(name) or KNOWN.get(name.lower())
+    if entry is None:
+        if not TOKEN.fullmatch(name):
+            raise LocalProtocolError(f"header name {name!r} is not a token")
+        entry = (name.lower(), name)
     if "\r" in value or "\n" in value:
         raise LocalProtocolError(f"header {name!r} value {value!r} contains CR or LF")
-    full = CANONICAL.get(name.lower(), name)
-    return (full.lower(), full, value.strip(), None)
+    return (entry[0], entry[1], value.strip(), None)
 
 
 class Headers:
@@ -86,7 +104,7 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header `name` (first list element for list headers), or `default`."""
-        key = CANONICAL.get(name.lower(), name).lower()
+        key = _key(name)
         for fkey, _, value, _ in self._fields:
             if fkey == key:
                 if key in LIST_HEADERS:
@@ -118,7 +136,7 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of header `name` in order; comma lists split where RFC 3261 allows."""
-        key = CANONICAL.get(name.lower(), name).lower()
+        key = _key(name)
         if key in LIST_HEADERS:
             out: list[str] = []
             for fkey, _, value, _ in self._fields:
@@ -133,7 +151,8 @@ class Headers:
         Raises LocalProtocolError if `name` is not a token or `value` contains CR or LF.
         """
         self._fields.append(_checked(name, value))
-        self._cache.clear()
+        if self._cache:
+            self._cache.clear()
 
     def prepend(self, name: str, value: str) -> None:
         """Insert `name: value` before the first field of that name (at the top if none).
@@ -170,7 +189,7 @@ class Headers:
 
     def remove(self, name: str) -> int:
         """Remove every field `name`; returns how many were removed."""
-        key = CANONICAL.get(name.lower(), name).lower()
+        key = _key(name)
         before = len(self._fields)
         self._fields = [f for f in self._fields if f[0] != key]
         self._cache.clear()
@@ -183,7 +202,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = CANONICAL.get(name.lower(), name).lower()
+        key = _key(name)
         return any(f[0] == key for f in self._fields)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:

@@ -21,7 +21,7 @@ from ._codes import KNOWN_METHODS, method_of
 from ._cseq import CSeq, parse_cseq
 from ._errors import RemoteProtocolError
 from ._grammar import TOKEN, split_comma
-from ._headers import CANONICAL, Field, Headers
+from ._headers import ENTRIES, KNOWN, Field, Headers
 from ._message import Request, Response, parse_call_id, parse_from, parse_max_forwards, parse_to
 from ._uri import SipUri, parse_uri
 from ._via import parse_via
@@ -32,13 +32,7 @@ _REQUEST_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) (\S+) ([Ss][Ii][Pp]/[0-9]
 _STATUS_LINE = re.compile(r"([Ss][Ii][Pp]/[0-9]+\.[0-9]+) ([1-6][0-9][0-9]) ([^\r\n]*)")
 # Something that is trying to be a SIP start line but is malformed: answerable with a 400.
 _SIPISH = re.compile(r"\S+\s+.*[Ss][Ii][Pp]/[0-9]|[Ss][Ii][Pp]/[0-9]")
-# Header name → (lower-case canonical, canonical) for known headers and compact forms, keyed by
-# the lower-case and by the canonical spelling, so the usual spelling needs no lower(). One
-# shared tuple per header, so the loop can test for Content-Length by identity.
-_ENTRIES: dict[str, tuple[str, str]] = {v: (v.lower(), v) for v in CANONICAL.values()}
-_KNOWN: dict[str, tuple[str, str]] = {k: _ENTRIES[v] for k, v in CANONICAL.items()}
-_KNOWN.update(_ENTRIES)
-_CONTENT_LENGTH = _ENTRIES["Content-Length"]
+_CONTENT_LENGTH = ENTRIES["Content-Length"]  # compared by identity in parse_head
 
 # The single-valued headers validate() parses, by key; their parsed values are what the
 # message's accessors cache under the same key.
@@ -168,7 +162,7 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
     message, error = _start_line(start)
     fields: list[Field] = message.headers._fields
     append = fields.append
-    known_get = _KNOWN.get
+    known_get = KNOWN.get
     lengths: list[str] = []  # Content-Length values, checked after the loop
     if len(head) > limits.max_line_length:
         error = _long_line([start, *lines], limits) or error
