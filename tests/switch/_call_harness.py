@@ -58,12 +58,14 @@ GW2 = Gateway(name="gw2", host="127.0.0.1", port=5072)
 DOWN = Gateway(name="down", host="127.0.0.1", port=5079)  # no link process: unreachable
 TABLE = RouteTable([
     Route(id="uk", prefix="44", targets=(Target(gateway=GW1, priority=1), Target(gateway=GW2, priority=2))),
-    Route(id="down-first", prefix="9", targets=(Target(gateway=DOWN, priority=1), Target(gateway=GW2, priority=2))),
+    Route(id="down-first", prefix="9",
+          targets=(Target(gateway=DOWN, priority=1), Target(gateway=GW2, priority=2))),
     Route(id="one", prefix="7", targets=(Target(gateway=GW1),)),
     Route(id="intl", prefix="011", targets=(Target(gateway=GW1),)),
 ])
 SDP = b"v=0\r\no=alice 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
-ANSWER_SDP = b"v=0\r\no=bob 1 1 IN IP4 192.0.2.4\r\ns=-\r\nc=IN IP4 192.0.2.4\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n"
+ANSWER_SDP = (b"v=0\r\no=bob 1 1 IN IP4 192.0.2.4\r\ns=-\r\nc=IN IP4 192.0.2.4\r\nt=0 0\r\n"
+              b"m=audio 5000 RTP/AVP 0\r\n")
 SETTINGS = CallSettings(node="test", local_address="10.0.0.9:5060", timers=TimerConfig(), no_answer=60.0,
                         max_call_duration=3600.0, billing_timeout=1.0, retry_delay=0.25)
 PATIENCE = 7200.0  # virtual seconds a test waits for a message before failing instead of hanging
@@ -254,7 +256,8 @@ class Bench:
         assert isinstance(invite, Request)
         caller_wire = Wire()
         conn = await self.nursery.start(otp.Process.start_link, _caller_link, caller_wire)
-        pid = await otp.start_child("calls", call_session_spec(invite, conn, trio.current_time(), self.settings))
+        spec = call_session_spec(invite, conn, trio.current_time(), self.settings)
+        pid = await otp.start_child("calls", spec)
         self.exits[pid] = Wire()
         await self.nursery.start(otp.Process.start_link, _watch, pid, self.exits[pid])
         return Phone(invite, conn, caller_wire), pid

@@ -66,7 +66,8 @@ async def test_an_answered_call_is_bridged_and_the_caller_hangs_up(autojump_cloc
         assert closed.disposition is Disposition.ANSWERED and closed.hangup_by is HangupParty.CALLER
         assert closed.end_at - answered.at == timedelta(seconds=30.0)
         assert answered.at - opened.setup_at == timedelta(seconds=3.0)
-        assert (closed.gateway, closed.b_call_id, closed.b_attempts, closed.sip_code) == ("gw1", invite.call_id, 1, 200)
+        assert (closed.gateway, closed.b_call_id, closed.b_attempts) == ("gw1", invite.call_id, 1)
+        assert closed.sip_code == 200
         assert len(b.steps(phone.call_id, CdrProgress)) == 1
 
         events = await b.flush_events()
@@ -89,7 +90,8 @@ async def test_the_callee_hanging_up_sends_a_bye_to_the_caller(autojump_clock: M
         bye = gw1.bye(invite)
         await gw1.expect_response(200)
         caller_bye = await phone.expect_request(Method.BYE)
-        assert caller_bye.call_id == phone.call_id and caller_bye.from_.tag == phone.dialog.remote_tag  # type: ignore[union-attr]
+        assert phone.dialog is not None
+        assert caller_bye.call_id == phone.call_id and caller_bye.from_.tag == phone.dialog.remote_tag
         phone.answer(caller_bye)
         assert await b.exited(pid) == "normal"
 
@@ -115,7 +117,8 @@ async def test_a_busy_callee_is_relayed_to_the_caller_and_billed_busy(autojump_c
         assert busy.to.tag is not None
         assert await b.exited(pid) == "normal"
         closed = b.close(phone.call_id)
-        assert (closed.disposition, closed.sip_code, closed.hangup_by) == (Disposition.BUSY, 486, HangupParty.CALLEE)
+        assert (closed.disposition, closed.sip_code) == (Disposition.BUSY, 486)
+        assert closed.hangup_by is HangupParty.CALLEE
         assert closed.end_at - b.steps(phone.call_id, CdrOpen)[0].setup_at == timedelta(seconds=0.5)
         assert b.link("gw2").out.empty()
 
@@ -246,7 +249,8 @@ async def test_a_caller_cancel_gets_200_and_487_and_the_b_leg_is_cancelled(autoj
         assert await b.exited(pid) == "normal"
         assert phone.wire.empty()
         closed = b.close(phone.call_id)
-        assert (closed.disposition, closed.sip_code, closed.hangup_by) == (Disposition.CANCELLED, 487, HangupParty.CALLER)
+        assert (closed.disposition, closed.sip_code) == (Disposition.CANCELLED, 487)
+        assert closed.hangup_by is HangupParty.CALLER
         assert closed.end_at - b.steps(phone.call_id, CdrOpen)[0].setup_at == timedelta(seconds=4.0)
 
 
@@ -270,7 +274,8 @@ async def test_a_cancel_before_the_gateway_sent_any_1xx_waits_for_its_1xx(autoju
         assert trio.current_time() == 1.0
 
 
-async def test_no_answer_in_time_cancels_the_b_leg_and_gives_the_caller_480(autojump_clock: MockClock) -> None:
+async def test_no_answer_in_time_cancels_the_b_leg_and_gives_the_caller_480(
+        autojump_clock: MockClock) -> None:
     async with bench() as b:
         phone, pid = await b.call("4420")
         await phone.expect(100)
@@ -285,7 +290,8 @@ async def test_no_answer_in_time_cancels_the_b_leg_and_gives_the_caller_480(auto
         gw1.respond(invite, 487)
         assert await b.exited(pid) == "normal"
         closed = b.close(phone.call_id)
-        assert (closed.disposition, closed.sip_code, closed.hangup_by) == (Disposition.NO_ANSWER, 480, HangupParty.SWITCH)
+        assert (closed.disposition, closed.sip_code) == (Disposition.NO_ANSWER, 480)
+        assert closed.hangup_by is HangupParty.SWITCH
 
 
 async def test_a_b_leg_that_ignores_our_cancel_is_given_up_after_64_t1(autojump_clock: MockClock) -> None:
@@ -390,7 +396,8 @@ async def test_a_crashed_session_hangs_up_both_legs_and_fails_its_cdr_while_anot
         assert await b.exited(other_pid) == "normal"
         closed = b.close(other.call_id)
         [answered] = b.steps(other.call_id, CdrAnswer)
-        assert closed.disposition is Disposition.ANSWERED and closed.end_at - answered.at == timedelta(seconds=15.0)
+        assert closed.disposition is Disposition.ANSWERED
+        assert closed.end_at - answered.at == timedelta(seconds=15.0)
 
 
 async def test_a_router_crash_during_a_call_ends_no_call_and_the_next_call_finds_the_new_router(
@@ -417,7 +424,8 @@ async def test_a_router_crash_during_a_call_ends_no_call_and_the_next_call_finds
         await gw1.expect_request(Method.INVITE)
 
 
-async def test_a_call_that_finds_the_router_restarting_retries_once_and_is_routed(autojump_clock: MockClock) -> None:
+async def test_a_call_that_finds_the_router_restarting_retries_once_and_is_routed(
+        autojump_clock: MockClock) -> None:
     async with bench(router=False) as b:
         phone, _ = await b.call("4420")
         await phone.expect(100)
@@ -440,7 +448,8 @@ async def test_a_billing_crash_during_a_call_loses_no_cdr_step(autojump_clock: M
         assert [type(s).__name__ for s in b.steps(phone.call_id)] == ["CdrOpen", "CdrAnswer", "CdrClose"]
 
 
-async def test_a_shutdown_answers_a_waiting_caller_503_and_cancels_the_b_leg(autojump_clock: MockClock) -> None:
+async def test_a_shutdown_answers_a_waiting_caller_503_and_cancels_the_b_leg(
+        autojump_clock: MockClock) -> None:
     async with bench() as b:
         phone, pid = await b.call("4420")
         await phone.expect(100)
@@ -454,7 +463,8 @@ async def test_a_shutdown_answers_a_waiting_caller_503_and_cancels_the_b_leg(aut
         assert cancel.branch == invite.branch
         assert await b.exited(pid) == "shutdown"
         closed = b.close(phone.call_id)
-        assert (closed.disposition, closed.sip_code, closed.hangup_cause) == (Disposition.FAILED, 503, "shutdown")
+        assert (closed.disposition, closed.sip_code) == (Disposition.FAILED, 503)
+        assert closed.hangup_cause == "shutdown"
 
 
 async def test_a_shutdown_hangs_up_an_answered_call_which_stays_billable(autojump_clock: MockClock) -> None:
