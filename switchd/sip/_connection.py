@@ -111,8 +111,8 @@ class Connection:
     def _next_event(self) -> Event:
         buffer = self._buffer
         if self._pending is None:
-            while buffer[:2] == b"\r\n":
-                if buffer[2:4] == b"\r\n":
+            while buffer.startswith(b"\r\n"):
+                if buffer.startswith(b"\r\n", 2):
                     del buffer[:4]
                     return Ping()
                 if not self._eof and (len(buffer) == 2 or (len(buffer) == 3 and buffer[2] == 13)):

@@ -119,7 +119,7 @@ def get_param(params: Params, name: str) -> str | None:
     """The value of parameter `name` (case-insensitive), '' for a flag, None when absent."""
     lname = name.lower()
     for key, value in params:
-        if key.lower() == lname:
+        if key == lname or key.lower() == lname:
             return "" if value is None else value
     return None
 

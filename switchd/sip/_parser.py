@@ -257,7 +257,7 @@ def validate(message: Request | Response, limits: Limits = DEFAULT_LIMITS) -> No
                 reason="Too Many Via Headers",
                 limit="max_vias",
             )
-        cache["via"] = [parse_via(v) for v in vias]
+        cache["via"] = [parse_via(vias[0])] if len(vias) == 1 else [parse_via(v) for v in vias]
         for key in _MANDATORY:
             if key not in cache:
                 name = _NAMES[key]
