@@ -8,13 +8,15 @@ from functools import partial
 
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from switchd.otp import Pid, send
 from switchd.sip import Request, Response, make_response
 from switchd.switch._sip_connection import ConnectionSettings, SipConnection
 from switchd.switch._wire import Outbound
 
-from .transport_helpers import Peer, Recorder, request
+from .transport_helpers import Peer, Recorder, request, response
 
 
 @asynccontextmanager
@@ -152,3 +154,32 @@ async def test_a_peer_that_does_not_read_is_dropped_when_its_send_queue_is_full(
             await trio.testing.wait_all_tasks_blocked()
     # the nursery exits: the connection dropped the peer and ended
     assert not pid._proc.alive
+
+
+PIECES = [request("OPTIONS"), request("ACK", to_tag="t"), request("INVITE", body=b"v=0\r\n"), response(200),
+          b"\r\n\r\n", b"\r\n", b"Content-Length: 5\r\n\r\n", b"SIP/2.0 200", b"\x00\xff"]
+
+
+@given(st.lists(st.one_of(st.binary(max_size=120), st.sampled_from(PIECES)), max_size=8),
+       st.integers(min_value=1, max_value=64))
+@settings(max_examples=80, deadline=None)
+def test_whatever_bytes_arrive_the_connection_never_crashes_and_ends_at_eof(chunks: list[bytes], cut: int) -> None:
+    data = b"".join(chunks)
+
+    async def scenario() -> None:
+        ours, theirs = trio.testing.memory_stream_pair()
+        recorder = Recorder()
+        async with trio.open_nursery() as nursery:  # a crash of the connection would raise here
+            await nursery.start(partial(SipConnection.start_link, ours, ConnectionSettings(max_message_size=1024),
+                                        recorder))
+            try:
+                for start in range(0, len(data), cut):
+                    await theirs.send_all(data[start:start + cut])
+                await theirs.send_stream.aclose()  # EOF
+            except trio.BrokenResourceError:
+                pass  # the switch closed first (framing lost): fine
+            while await theirs.receive_some(65_536):
+                pass
+        # the nursery exited by itself: the process ended at EOF or after closing the stream
+
+    trio.run(scenario)
