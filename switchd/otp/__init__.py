@@ -47,7 +47,17 @@ from ._event_manager import (
 )
 from ._gen_server import GenServer, NoReply, Reply, Stop
 from ._introspection import ProcessInfo, TreeNode, process_info, processes, tree
-from ._messages import Process, cancel_timer, demonitor, monitor, receive, self_pid, send, send_after
+from ._messages import (
+    Process,
+    cancel_timer,
+    demonitor,
+    is_process_alive,
+    monitor,
+    receive,
+    self_pid,
+    send,
+    send_after,
+)
 from ._pid import Down, ExitReason, MonitorRef, Pid, TimerRef
 from ._registry import dispatch, join, leave, members, register, unregister, whereis
 from ._reports import Report, ReportHandler, ReportKind, set_report_handler
@@ -94,9 +104,9 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
     "ServerExited", "StateMachine", "StateTimeout", "Stop", "Strategy", "Supervisor",
     "SupervisorFlags", "SupervisorGaveUp", "TimerRef", "TreeNode", "add_handler", "call",
     "call_handler", "cancel_timer", "cast", "change_code", "count_children", "delete_child",
-    "delete_handler", "demonitor", "dispatch", "get_state", "join", "leave", "members", "monitor",
-    "notify", "process_info", "processes", "receive", "register", "replace_state", "reply",
-    "restart_child", "resume", "run", "run_async", "self_pid", "send", "send_after",
-    "set_report_handler", "start_child", "stop", "suspend", "sync_notify", "terminate_child", "tree",
-    "unregister", "whereis", "which_children", "which_handlers",
+    "delete_handler", "demonitor", "dispatch", "get_state", "is_process_alive", "join", "leave",
+    "members", "monitor", "notify", "process_info", "processes", "receive", "register",
+    "replace_state", "reply", "restart_child", "resume", "run", "run_async", "self_pid", "send",
+    "send_after", "set_report_handler", "start_child", "stop", "suspend", "sync_notify",
+    "terminate_child", "tree", "unregister", "whereis", "which_children", "which_handlers",
 ]

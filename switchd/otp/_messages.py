@@ -17,6 +17,11 @@ def self_pid() -> Pid:
     return node().current().pid
 
 
+def is_process_alive(pid: Pid) -> bool:
+    """True while the process `pid` has not exited."""
+    return pid._proc.alive
+
+
 def send(dest: Pid | str, msg: object) -> None:
     """Put `msg` in `dest`'s mailbox; never blocks.
 
@@ -101,14 +106,17 @@ def exit_reason_of(proc: _Process, exc: BaseException) -> ExitReason:
         return proc.exit_hint
     if isinstance(exc, trio.Cancelled):
         return "shutdown"
+    if isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[1] is None:
+        return "shutdown"  # only cancellations, from the process's own nurseries
     return exc
 
 
 class Process:
     """A plain process: an async function run as a process with a mailbox.
 
-    ``await nursery.start(Process.start_link, fn, *args, name="x")`` hands back the pid once the
-    process exists (and its name is registered); `fn(*args)` then runs inside it and may call
+    ``await nursery.start(Process.start_link, fn, *args)`` hands back the pid once the process
+    exists; with a registered name, ``nursery.start(partial(Process.start_link, fn, *args, name="x"))``
+    (``nursery.start`` keeps ``name=`` for the task). `fn(*args)` then runs inside it and may call
     ``receive``, ``self_pid``, ``monitor``. Returning exits ``"normal"``; raising exits with the
     exception (which propagates to the parent nursery, like an Erlang link); cancellation exits
     ``"shutdown"``.

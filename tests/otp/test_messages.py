@@ -19,6 +19,7 @@ from switchd.otp import (
     ReceiveTimeout,
     cancel_timer,
     demonitor,
+    is_process_alive,
     monitor,
     receive,
     self_pid,
@@ -250,3 +251,33 @@ def test_selective_receive_takes_matches_in_order_and_leaves_the_rest_in_order(
     trio.run(main)
     assert taken == [m for m in messages if m in wanted]
     assert rest == [m for m in messages if m not in wanted]
+
+
+async def test_is_process_alive_follows_the_exit() -> None:
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Process.start_link, receive)
+        assert is_process_alive(pid)
+        send(pid, "bye")
+    assert not is_process_alive(pid)
+
+
+async def test_a_process_whose_own_nursery_is_cancelled_exits_shutdown() -> None:
+    downs: list[object] = []
+
+    async def body() -> None:
+        async with trio.open_nursery() as inner:
+            inner.start_soon(trio.sleep_forever)
+            inner.start_soon(trio.sleep_forever)
+
+    async def watcher(target: Pid) -> None:
+        monitor(target)
+        msg = await receive()
+        assert isinstance(msg, Down)
+        downs.append(msg.reason)
+
+    async with trio.open_nursery() as outer, trio.open_nursery() as nursery:
+        target = await nursery.start(Process.start_link, body)
+        await outer.start(Process.start_link, watcher, target)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert downs == ["shutdown"]
