@@ -48,19 +48,59 @@ from pathlib import Path
 import trio
 
 from switchd.billing import (
-    BillingError, BillingStoreConfig, MigrationError, NumberingPlan, billing_child_spec, open_engine,
-    read_deck_file, reload_rates, upgrade,
+    BillingError,
+    BillingStoreConfig,
+    MigrationError,
+    NumberingPlan,
+    billing_child_spec,
+    open_engine,
+    read_deck_file,
+    reload_rates,
+    upgrade,
 )
 from switchd.config import Config, ConfigError, reload_routes
 from switchd.otp import (
-    Application, Caller, ChildSpec, ChildType, Down, DynamicSupervisor, EventManager, MonitorRef, NoProcess,
-    NotABehaviour, OTPError, Pid, Process, ReceiveTimeout, Strategy, SupervisorFlags, call, monitor, receive,
-    run_async, self_pid, send, stop, terminate_child, which_children,
+    Application,
+    Caller,
+    ChildSpec,
+    ChildType,
+    Down,
+    DynamicSupervisor,
+    EventManager,
+    MonitorRef,
+    NoProcess,
+    NotABehaviour,
+    OTPError,
+    Pid,
+    Process,
+    ReceiveTimeout,
+    Strategy,
+    SupervisorFlags,
+    call,
+    monitor,
+    receive,
+    run_async,
+    self_pid,
+    send,
+    stop,
+    terminate_child,
+    which_children,
 )
 from switchd.sip import TimerConfig
 from switchd.switch import (
-    Admission, CallSettings, ConnectionSettings, CostFn, Dispatcher, Gateway, RouteTable, call_session_spec,
-    costs_from_rates, router_child_spec, sip_service_spec, swap_table, update_gateway_links,
+    Admission,
+    CallSettings,
+    ConnectionSettings,
+    CostFn,
+    Dispatcher,
+    Gateway,
+    RouteTable,
+    call_session_spec,
+    costs_from_rates,
+    router_child_spec,
+    sip_service_spec,
+    swap_table,
+    update_gateway_links,
 )
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trio
@@ -19,8 +19,25 @@ import switchd.app as app_module
 from switchd.app import ReloadResult, Runtime, build_app, migrate, reload, reload_config, run_daemon, serve
 from switchd.config import Address, Config, loads
 from switchd.otp import (
-    Application, ChildSpec, Down, ExitReason, GenServer, NoReply, Pid, Process, Restart, Stop, Supervisor, monitor,
-    receive, send_after, self_pid, start_child, stop, which_children, whereis,
+    Application,
+    ChildSpec,
+    Down,
+    ExitReason,
+    GenServer,
+    NoReply,
+    Pid,
+    Process,
+    Restart,
+    Stop,
+    Supervisor,
+    monitor,
+    receive,
+    self_pid,
+    send_after,
+    start_child,
+    stop,
+    whereis,
+    which_children,
 )
 from switchd.sip import Request, Response, make_response, parse_message, serialize
 from switchd.switch import Outbound, a_leg_name, listening_on, router_state
@@ -73,7 +90,7 @@ async def tree(specs: Sequence[ChildSpec], app: Application) -> AsyncIterator[Pi
 class FakeCall(GenServer[str]):
     """Stands in for a CallSession: registered by Call-ID, ends after `hold` s, records its terminate."""
 
-    ended: list[tuple[str, ExitReason, float]] = []
+    ended: ClassVar[list[tuple[str, ExitReason, float]]] = []
 
     async def init(self, call_id: str, hold: float | None) -> str:
         if hold is not None:

@@ -46,8 +46,14 @@ class Admission:
     ``full_retry_after``: seconds a 503 sent at max_calls asks the caller to wait, 5.0.
     """
 
-    __slots__ = ("drain_retry_after", "full_retry_after", "_draining", "_admitted", "_refused_draining",
-                 "_refused_full")
+    __slots__ = (
+        "_admitted",
+        "_draining",
+        "_refused_draining",
+        "_refused_full",
+        "drain_retry_after",
+        "full_retry_after",
+    )
 
     def __init__(self, *, drain_retry_after: float = 30.0, full_retry_after: float = 5.0) -> None:
         for name, value in (("drain_retry_after", drain_retry_after), ("full_retry_after", full_retry_after)):

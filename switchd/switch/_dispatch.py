@@ -116,7 +116,8 @@ class Dispatcher:
             owner = whereis(a_leg_name(call_id))
             if owner is not None:
                 send(owner, Inbound(invite, conn, received_at))
-        except Exception as exc:  # the session's init failed, or "calls" is restarting (NoProcess)
+        except Exception as exc:  # noqa: BLE001 - whatever the session's init raised, or NoProcess while
+            # "calls" restarts: the caller gets a 500 and this connection goes on
             log.error("cannot start a call session: %r", exc, extra={"call_id": call_id})
             _answer(conn, invite, 500)
 

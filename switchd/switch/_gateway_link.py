@@ -27,7 +27,17 @@ from functools import partial
 import trio
 
 from switchd.otp import (
-    ChildSpec, Down, MonitorRef, Pid, Process, Restart, demonitor, monitor, receive, self_pid, send,
+    ChildSpec,
+    Down,
+    MonitorRef,
+    Pid,
+    Process,
+    Restart,
+    demonitor,
+    monitor,
+    receive,
+    self_pid,
+    send,
 )
 from switchd.sip import Request, Response
 
@@ -48,6 +58,9 @@ class LinkSettings:
 
     connect_timeout: float = 5.0
     holddown: float = 0.5
+
+
+DEFAULT_LINK_SETTINGS = LinkSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +84,7 @@ class GatewayLink:
 
     @staticmethod
     async def start_link(gateway: Gateway, conn_settings: ConnectionSettings, dispatch: Dispatch,
-                         link_settings: LinkSettings = LinkSettings(), *,
+                         link_settings: LinkSettings = DEFAULT_LINK_SETTINGS, *,
                          task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the link registered as ``gateway_name(gateway.name)``; started at once, unconnected."""
         await Process.start_link(_Link(gateway, conn_settings, dispatch, link_settings).run,
@@ -79,7 +92,7 @@ class GatewayLink:
 
 
 def gateway_link_spec(gateway: Gateway, conn_settings: ConnectionSettings, dispatch: Dispatch,
-                      link_settings: LinkSettings = LinkSettings()) -> ChildSpec:
+                      link_settings: LinkSettings = DEFAULT_LINK_SETTINGS) -> ChildSpec:
     """The child spec of `gateway`'s link: id ``gateway_name(gateway.name)``, PERMANENT."""
     return ChildSpec(id=gateway_name(gateway.name),
                      start=partial(GatewayLink.start_link, gateway, conn_settings, dispatch, link_settings),

@@ -109,6 +109,7 @@ async def _accept_loop(listener: trio.SocketListener, settings: ConnectionSettin
                          restart=Restart.TEMPORARY, shutdown=1.0)
         try:
             await start_child(connections, spec)
-        except Exception as exc:  # connections is restarting (NoProcess) or at a limit: refuse this one
+        except Exception as exc:  # noqa: BLE001 - "connections" restarting (NoProcess), at a limit, or the
+            # connection's start failed: refuse this one connection, keep accepting
             log.error("listener: cannot start a connection process for %s: %r", peer, exc, extra={"peer": peer})
             await trio.aclose_forcefully(stream)

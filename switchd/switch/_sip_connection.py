@@ -29,6 +29,7 @@ from typing import TypeAlias
 import trio
 
 from switchd.otp import Pid, Process, receive, self_pid
+from switchd.sip import Connection as Framer
 from switchd.sip import (
     ConnectionClosed,
     Headers,
@@ -41,7 +42,6 @@ from switchd.sip import (
     new_tag,
     serialize,
 )
-from switchd.sip import Connection as Framer
 
 from ._wire import Outbound
 
@@ -92,8 +92,19 @@ class StreamIO:
     never blocks. Only the owner's tasks use it.
     """
 
-    __slots__ = ("stream", "owner", "label", "settings", "dispatch", "framer", "reason", "_send", "_receive",
-                 "_scope", "_closing")
+    __slots__ = (
+        "_closing",
+        "_receive",
+        "_scope",
+        "_send",
+        "dispatch",
+        "framer",
+        "label",
+        "owner",
+        "reason",
+        "settings",
+        "stream",
+    )
 
     def __init__(self, stream: trio.abc.Stream, owner: Pid, settings: ConnectionSettings, dispatch: Dispatch,
                  label: str) -> None:

@@ -24,11 +24,21 @@ from collections.abc import Sequence
 from functools import partial
 
 from switchd.otp import (
-    ChildSpec, ChildType, DynamicSupervisor, NoProcess, Restart, Strategy, Supervisor, SupervisorFlags,
-    delete_child, start_child, terminate_child, whereis,
+    ChildSpec,
+    ChildType,
+    DynamicSupervisor,
+    NoProcess,
+    Restart,
+    Strategy,
+    Supervisor,
+    SupervisorFlags,
+    delete_child,
+    start_child,
+    terminate_child,
+    whereis,
 )
 
-from ._gateway_link import LinkSettings, gateway_link_spec
+from ._gateway_link import DEFAULT_LINK_SETTINGS, LinkSettings, gateway_link_spec
 from ._listener import listener_spec
 from ._routing import Gateway
 from ._sip_connection import ConnectionSettings, Dispatch
@@ -40,7 +50,7 @@ GATEWAYS = "gateways"
 
 
 def sip_service_spec(host: str, port: int, gateways: Sequence[Gateway], conn_settings: ConnectionSettings,
-                     dispatch: Dispatch, link_settings: LinkSettings = LinkSettings()) -> ChildSpec:
+                     dispatch: Dispatch, link_settings: LinkSettings = DEFAULT_LINK_SETTINGS) -> ChildSpec:
     """The child spec of the "sip" supervisor (registered "sip"), listening on `host`:`port`.
 
     Restart intensity: 10 restarts in 10 s in each supervisor — a gateway flapping or a listener
@@ -60,7 +70,7 @@ def sip_service_spec(host: str, port: int, gateways: Sequence[Gateway], conn_set
 
 
 async def update_gateway_links(old: Sequence[Gateway], new: Sequence[Gateway], conn_settings: ConnectionSettings,
-                               dispatch: Dispatch, link_settings: LinkSettings = LinkSettings()) -> list[str]:
+                               dispatch: Dispatch, link_settings: LinkSettings = DEFAULT_LINK_SETTINGS) -> list[str]:
     """Bring the links under "gateways" from the gateways `old` to `new`; returns what changed.
 
     A new gateway gets a link; a gateway whose address or plan changed gets a new link (the old

@@ -46,12 +46,12 @@ class Setup:
 
 
 @asynccontextmanager
-async def link_to(port: int, settings: LinkSettings = LinkSettings()) -> AsyncIterator[Setup]:
+async def link_to(port: int, settings: LinkSettings | None = None) -> AsyncIterator[Setup]:
     recorder = Recorder()
     gateway = Gateway(name="gw1", host="127.0.0.1", port=port)
     async with trio.open_nursery() as nursery:
         link: Pid = await nursery.start(partial(GatewayLink.start_link, gateway, ConnectionSettings(), recorder,
-                                                settings))
+                                                settings or LinkSettings()))
         box = Mailbox()
         session: Pid = await nursery.start(Process.start_link, box.run)
         yield Setup(nursery, link, session, box, recorder)

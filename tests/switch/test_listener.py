@@ -11,7 +11,16 @@ import trio
 import trio.testing
 
 from switchd.otp import (
-    Down, DynamicSupervisor, Pid, Process, Restart, count_children, monitor, receive, send, which_children,
+    Down,
+    DynamicSupervisor,
+    Pid,
+    Process,
+    Restart,
+    count_children,
+    monitor,
+    receive,
+    send,
+    which_children,
 )
 from switchd.sip import Request, make_response
 from switchd.switch._listener import Listener, listening_on

@@ -20,12 +20,13 @@ from .transport_helpers import Peer, Recorder, request, response
 
 
 @asynccontextmanager
-async def connection(settings: ConnectionSettings = ConnectionSettings(),
+async def connection(settings: ConnectionSettings | None = None,
                      recorder: Recorder | None = None) -> AsyncIterator[tuple[Peer, Recorder, Pid]]:
     ours, theirs = trio.testing.memory_stream_pair()
     recorder = recorder or Recorder()
     async with trio.open_nursery() as nursery:
-        pid: Pid = await nursery.start(partial(SipConnection.start_link, ours, settings, recorder))
+        pid: Pid = await nursery.start(partial(SipConnection.start_link, ours, settings or ConnectionSettings(),
+                                               recorder))
         yield Peer(theirs), recorder, pid
         nursery.cancel_scope.cancel()
 
@@ -117,6 +118,7 @@ async def test_garbage_closes_the_connection_without_an_answer() -> None:
         await peer.send(b"\x00\x01 not sip at all\r\n\r\n")
         assert await peer.read() is None
         assert peer.raw == b""
+        assert recorder.seen == []
 
 
 async def test_a_bad_connection_leaves_another_connection_working() -> None:

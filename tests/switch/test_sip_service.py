@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from switchd.otp import NoProcess, Pid, which_children, whereis
+from switchd.otp import NoProcess, Pid, whereis, which_children
 from switchd.switch import Gateway
 from switchd.switch._sip_connection import ConnectionSettings
 from switchd.switch._sip_service import sip_service_spec, update_gateway_links
