@@ -268,3 +268,37 @@ def test_arbitrary_bytes_raise_nothing_but_remote_protocol_error_and_stay_bounde
         else:
             pytest.fail("next_event() never asked for data")
         assert len(connection._buffer) <= 1024 + 300
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, len(INVITE + ACK + BYE) - 1), st.binary(max_size=4)), max_size=6),
+    st.lists(st.integers(1, 200), min_size=1, max_size=10),
+)
+def test_a_mangled_stream_in_any_chunks_raises_only_remote_protocol_error(
+    edits: list[tuple[int, bytes]], sizes: list[int]
+) -> None:
+    stream = bytearray(INVITE + ACK + BYE)
+    for position, replacement in edits:
+        stream[position:position + 1] = replacement
+    connection = Connection()
+    position = 0
+    index = 0
+    while position < len(stream):
+        size = sizes[index % len(sizes)]
+        connection.receive_data(bytes(stream[position:position + size]))
+        position += size
+        index += 1
+        lost = False
+        for _ in range(100):
+            try:
+                event = connection.next_event()
+            except RemoteProtocolError as exc:
+                lost = exc.framing_lost
+                if lost:
+                    break
+                continue
+            if isinstance(event, NeedData):
+                break
+        if lost:
+            return
