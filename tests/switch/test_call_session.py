@@ -8,7 +8,9 @@ the calls supervisor are the real ones.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from datetime import timedelta
+from typing import Any
 
 import trio
 from trio.testing import MockClock
@@ -26,7 +28,7 @@ from switchd.switch import (
     router_child_spec,
 )
 
-from ._call_harness import ANSWER_SDP, SDP, SETTINGS, TABLE, Bench, Phone, bench
+from ._call_harness import ANSWER_SDP, SDP, SETTINGS, TABLE, Bench, BillingRecorder, Phone, bench
 
 
 async def test_an_answered_call_is_bridged_and_the_caller_hangs_up(autojump_clock: MockClock) -> None:
@@ -496,3 +498,45 @@ async def test_when_the_callers_connection_dies_the_b_leg_is_hung_up(autojump_cl
         closed = b.close(phone.call_id)
         assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
             Disposition.ANSWERED, HangupParty.CALLER, "connection_lost")
+
+
+class CrashingOnce(BillingRecorder):
+    """A billing stand-in whose first incarnation crashes on the first request it gets."""
+
+    async def handle_call(self, request: Any, caller: otp.Caller, state: list[Any]) -> otp.Reply[list[Any]]:
+        if not any(s == "crashed" for s in state):
+            state.append("crashed")
+            raise RuntimeError("billing bug")
+        return await super().handle_call(request, caller, state)
+
+
+async def test_a_billing_store_that_crashes_under_a_cdr_step_is_retried_once_after_its_restart(
+        autojump_clock: MockClock) -> None:
+    steps: list[Any] = []
+    spec = otp.ChildSpec(id="billing", start=partial(CrashingOnce.start_link, steps, name="billing"))
+    async with bench(billing=spec) as b:
+        phone, _ = await b.call("4420")
+        await phone.expect(100)
+        await b.link("gw1").expect_request(Method.INVITE)
+        assert trio.current_time() == SETTINGS.retry_delay
+        assert [type(s) for s in steps] == [str, CdrOpen]
+
+
+async def test_a_billing_store_that_stays_away_ends_no_call_and_gets_the_whole_cdr_when_back(
+        autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        await otp.terminate_child("top", "billing")
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        assert trio.current_time() == SETTINGS.retry_delay  # tried, retried once, and routed anyway
+        await otp.restart_child("top", "billing")
+        gw1.respond(invite, 200)
+        phone.ack(await phone.expect(200))
+        await gw1.expect_request(Method.ACK)
+        phone.bye()
+        await phone.expect(200)
+        gw1.respond(await gw1.expect_request(Method.BYE), 200)
+        assert await b.exited(pid) == "normal"
+        assert [type(s).__name__ for s in b.steps(phone.call_id)] == ["CdrOpen", "CdrAnswer", "CdrClose"]
