@@ -8,8 +8,8 @@ the calls supervisor are the real ones.
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import trio
