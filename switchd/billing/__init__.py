@@ -14,7 +14,7 @@ from ._errors import (
 )
 from ._export import FIELDS as CDR_FIELDS
 from ._export import ExportFormat, export_cdrs, iter_cdr_rows
-from ._models import Base, Cdr, CdrStatus, Disposition, HangupParty, Rate, RatePlan, cdr_key
+from ._models import Base, Cdr, CdrRollup, CdrStatus, Disposition, HangupParty, Rate, RatePlan, cdr_key
 from ._numbers import NumberingPlan, normalize_number
 from ._queries import (
     CdrFilter,
@@ -29,6 +29,7 @@ from ._queries import (
 )
 from ._rating import RateDeck, Rating, Tariff, billed_seconds, call_cost, rate_call
 from ._requests import CdrAnswer, CdrClose, CdrOpen, CdrProgress, disposition_for
+from ._rollups import rebuild_rollups
 from ._store import (
     BillingStore,
     BillingStoreConfig,
@@ -56,6 +57,7 @@ __all__ = [
     "CdrOpen",
     "CdrPage",
     "CdrProgress",
+    "CdrRollup",
     "CdrStatus",
     "Disposition",
     "ExportFormat",
@@ -100,6 +102,7 @@ __all__ = [
     "progress_cdr",
     "rate_call",
     "read_deck_file",
+    "rebuild_rollups",
     "reload_rates",
     "set_rates",
     "store_deck",

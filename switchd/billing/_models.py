@@ -157,6 +157,28 @@ class Cdr(Base):
     )
 
 
+class CdrRollup(Base):
+    """Running totals of finished CDRs per UTC day, account, rate prefix, disposition and currency.
+
+    Kept by the store in the same transaction that closes each CDR, so billing summaries read a
+    few thousand rows instead of scanning millions of CDRs. '' stands for "none" in the key
+    columns (NULL cannot be part of a primary key). `rebuild_rollups` recomputes it from cdrs.
+    """
+
+    __tablename__ = "cdr_rollups"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # 'YYYY-MM-DD', UTC day of setup
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rate_prefix: Mapped[str] = mapped_column(String(32), primary_key=True)  # '': unrated
+    disposition: Mapped[str] = mapped_column(String(16), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)  # '': unrated
+    calls: Mapped[int] = mapped_column(BigInteger)
+    answered: Mapped[int] = mapped_column(BigInteger)
+    billable_ms: Mapped[int] = mapped_column(BigInteger)
+    billed_seconds: Mapped[int] = mapped_column(BigInteger)
+    cost: Mapped[Decimal]
+
+
 class RatePlan(Base):
     """A named rate deck (a customer tariff or a carrier's price list)."""
 

@@ -6,6 +6,9 @@ Strategy:
   meanwhile queue behind it in the mailbox, so by the time `_Flush` is handled they are all in
   the batch: the batch is written in ONE transaction and every caller gets its reply only after
   the commit. The busier the switch, the bigger the batches (group commit).
+* The store's writer task commits one batch at a time while the store goes on taking calls
+  into the next one; `_Written` tells the store a batch is done, and it answers that batch's
+  callers and dispatches the next. The writer task lives in a nursery of the store's own task.
 * Blocking SQLAlchemy and file work runs in one writer thread at a time
   (`trio.to_thread.run_sync(..., limiter=CapacityLimiter(1))`), never on the trio loop.
 * When the database fails, the batch (and every later one, to keep the order) goes to the spool
@@ -140,6 +143,14 @@ class _Retry:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Written:
+    pass
+
+
+_Batch = list[tuple[Op, Caller]]
+
+
 @dataclass(slots=True)
 class _State:
     config: BillingStoreConfig
@@ -147,9 +158,13 @@ class _State:
     writer: Writer
     spool: Spool
     limiter: trio.CapacityLimiter
+    outbox: trio.MemorySendChannel[_Batch]
     deck_to_store: RateDeck | None = None
-    pending: list[tuple[Op, Caller]] = field(default_factory=list)
+    pending: _Batch = field(default_factory=list)
     flush_queued: bool = False
+    in_flight: _Batch | None = None  # the batch the writer task is committing
+    in_flight_done: trio.Event = field(default_factory=trio.Event)
+    in_flight_result: list[BillingError | None] | StoreUnavailable | None = None
     connected: bool = False
     spooling: bool = False
     retry: TimerRef | None = None
@@ -165,7 +180,26 @@ _WRITES = (CdrOpen, CdrProgress, CdrAnswer, CdrClose)
 class BillingStore(GenServer[_State]):
     """The CDR store of one node (see the module docstring for how it batches and spools)."""
 
-    async def init(self, config: BillingStoreConfig) -> _State:
+    @classmethod
+    async def start_link(cls, *args: Any, name: str | None = None,
+                         task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run a store: ``await nursery.start(partial(BillingStore.start_link, config, name="billing"))``.
+
+        Its writer task runs in a nursery of the store's own task, so it lives and dies with it.
+        A failed start or a crash raises the store's own exception, unwrapped, as any GenServer's.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    await super().start_link(*args, nursery, name=name, task_status=task_status)
+                finally:
+                    nursery.cancel_scope.cancel()  # the writer task goes with the store
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:  # the store's exit; the writer task was only cancelled
+                raise group.exceptions[0] from None
+            raise
+
+    async def init(self, config: BillingStoreConfig, nursery: trio.Nursery) -> _State:
         """Open the database, store the configured deck, replay the spool and recover.
 
         A bad deck file fails the start (RateDeckError). An unreachable database does not: the
@@ -179,9 +213,11 @@ class BillingStore(GenServer[_State]):
                 limiter=limiter,
             )
         engine = open_engine(config.url)
+        outbox, inbox = trio.open_memory_channel[_Batch](1)
         state = _State(config, engine, Writer(engine), Spool(config.spool_dir / f"{config.node}.jsonl"), limiter,
-                       deck_to_store=deck)
+                       outbox, deck_to_store=deck)
         await self._connect(state)
+        nursery.start_soon(self._write_batches, state, inbox, self_pid())
         return state
 
     async def handle_call(self, request: object, caller: Caller, state: _State) -> Reply[_State] | NoReply[_State]:
@@ -191,7 +227,7 @@ class BillingStore(GenServer[_State]):
                         now=to_utc_ms(datetime.now(UTC)))
             state.pending.append((op, caller))
             if len(state.pending) >= cfg.max_batch:
-                await self._flush(state)
+                await self._dispatch(state)
             elif not state.flush_queued:
                 state.flush_queued = True
                 send(self_pid(), _Flush())  # behind every call already in the mailbox
@@ -211,7 +247,12 @@ class BillingStore(GenServer[_State]):
         match msg:
             case _Flush():
                 state.flush_queued = False
-                await self._flush(state)
+                await self._dispatch(state)
+            case _Written():
+                batch, state.in_flight = state.in_flight, None
+                assert batch is not None and state.in_flight_result is not None
+                await self._finish(state, batch, state.in_flight_result)
+                await self._dispatch(state)
             case _Retry():
                 state.retry = None
                 await self._connect(state)
@@ -220,9 +261,15 @@ class BillingStore(GenServer[_State]):
         return NoReply(state)
 
     async def terminate(self, reason: ExitReason, state: _State) -> None:
-        """Write what is queued (to the database or the spool), then close the database."""
-        if state.pending:
-            await self._flush(state)
+        """Finish the batch in flight, write what is queued (database or spool), close the database."""
+        if state.in_flight is not None:
+            await state.in_flight_done.wait()
+            batch, state.in_flight = state.in_flight, None
+            assert state.in_flight_result is not None
+            await self._finish(state, batch, state.in_flight_result)
+        while state.pending:
+            batch, state.pending = state.pending, []
+            await self._finish(state, batch, await self._apply(state, batch))
         if state.retry is not None:
             cancel_timer(state.retry)
         await self._thread(state, state.engine.dispose)
@@ -237,35 +284,66 @@ class BillingStore(GenServer[_State]):
     async def _thread(self, state: _State, fn: Callable[[], T]) -> T:
         return await trio.to_thread.run_sync(fn, limiter=state.limiter)
 
-    async def _flush(self, state: _State) -> None:
-        batch, state.pending = state.pending, []
-        if not batch:
+    async def _apply(self, state: _State, batch: _Batch) -> list[BillingError | None] | StoreUnavailable:
+        """Commit `batch` in the writer thread: per-op outcomes, or the outage that stopped it."""
+        if state.spooling:
+            return StoreUnavailable("spooling until the database is back")
+        try:
+            return await self._thread(state, partial(state.writer.apply, [op for op, _ in batch]))
+        except StoreUnavailable as exc:
+            return exc
+
+    async def _write_batches(self, state: _State, inbox: trio.MemoryReceiveChannel[_Batch], store: Pid) -> None:
+        """The writer task: commit each batch the store dispatches, then tell the store.
+
+        While it commits, the store goes on taking calls into the next batch (pipelining).
+        """
+        async for batch in inbox:
+            state.in_flight_result = await self._apply(state, batch)
+            state.in_flight_done.set()
+            send(store, _Written())
+
+    async def _dispatch(self, state: _State) -> None:
+        """Hand the pending writes to the writer task (or the spool), one batch at a time."""
+        if state.in_flight is not None or not state.pending:
+            return  # the batch in flight dispatches the next when it is done
+        if state.spooling:
+            batch, state.pending = state.pending, []
+            await self._spool(state, batch)
             return
-        ops = [op for op, _ in batch]
-        if not state.spooling:
-            try:
-                outcomes = await self._thread(state, partial(state.writer.apply, ops))
-            except StoreUnavailable as exc:
-                log.error("billing database unavailable, spooling CDRs to %s: %s", state.spool.path, exc,
+        size = state.config.max_batch
+        batch, state.pending = state.pending[:size], state.pending[size:]
+        state.in_flight = batch
+        state.in_flight_done = trio.Event()
+        state.in_flight_result = None
+        state.outbox.send_nowait(batch)  # room for one, and only one batch is ever in flight
+
+    async def _finish(self, state: _State, batch: _Batch, result: list[BillingError | None] | StoreUnavailable) -> None:
+        """Answer a batch's callers once it is committed, or spool it (and all after it) on an outage."""
+        if isinstance(result, StoreUnavailable):
+            if not state.spooling:
+                log.error("billing database unavailable, spooling CDRs to %s: %s", state.spool.path, result,
                           extra={"spool": str(state.spool.path)})
                 state.connected = False
                 state.spooling = True
                 self._schedule_retry(state)
-            else:
-                state.written_ops += len(ops)
-                state.batches += 1
-                for (_, caller), outcome in zip(batch, outcomes, strict=True):
-                    caller.reply(outcome)
-                return
+            await self._spool(state, batch)
+            return
+        state.written_ops += len(batch)
+        state.batches += 1
+        for (_, caller), outcome in zip(batch, result, strict=True):
+            caller.reply(outcome)
+
+    async def _spool(self, state: _State, batch: _Batch) -> None:
         try:
-            await self._thread(state, partial(state.spool.append, ops))
+            await self._thread(state, partial(state.spool.append, [op for op, _ in batch]))
         except StoreUnavailable as exc:
             log.critical("CDRs can be written neither to the database nor to the spool: %s", exc,
                          extra={"spool": str(state.spool.path)})
             for _, caller in batch:
                 caller.reply(exc)
             return
-        state.spooled_ops += len(ops)
+        state.spooled_ops += len(batch)
         for _, caller in batch:
             caller.reply(None)
 

@@ -35,6 +35,16 @@ from ._errors import BillingError, StoreUnavailable, UnknownCdr
 from ._models import Cdr, CdrStatus, Disposition, HangupParty
 from ._ops import ANSWER_FIELDS, CLOSE_FIELDS, LEG_FIELDS, OPEN_FIELDS, PROGRESS_FIELDS, Op, OpKind
 from ._rating import RateDeck, rate_call
+from ._rollups import (
+    KEY_COLUMNS,
+    ROLLUPS,
+    SUM_COLUMNS,
+    RollupKey,
+    Totals,
+    add_close,
+    delta_rows,
+    upsert_statement,
+)
 from ._types import Money, UtcDateTime, to_money, to_utc_ms
 
 log = logging.getLogger(__name__)
@@ -52,6 +62,7 @@ class _Known:
     setup_at: datetime
     answer_at: datetime | None
     rate_plan: str
+    account: str | None
 
 
 def _param(name: str) -> Any:
@@ -123,9 +134,9 @@ def _enum_value(value: Enum | None) -> object:
     return None if value is None else value.value
 
 
-def _encoder(column: str, dialect: str) -> Callable[[Any], object] | None:
+def _encoder(table: Table, column: str, dialect: str) -> Callable[[Any], object] | None:
     """How the batch path encodes `column` for `dialect`, exactly as the column type would."""
-    kind = _TABLE.c[column].type
+    kind = table.c[column].type
     if isinstance(kind, UtcDateTime):
         return _sqlite_time if dialect == "sqlite" else _utc_ms
     if isinstance(kind, Money):
@@ -143,7 +154,9 @@ class _Statement:
     more than the database. Reads keep going through the ORM types.
     """
 
-    def __init__(self, statement: Any, engine: Engine, names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, statement: Any, engine: Engine, names: Sequence[str] | None = None, table: Table = _TABLE
+    ) -> None:
         compiled = statement.compile(dialect=engine.dialect, column_keys=list(names) if names else None)
         self.sql = str(compiled)
         positional = bool(compiled.positional)
@@ -151,7 +164,7 @@ class _Statement:
         dialect = engine.dialect.name
         # One generated function per statement builds a driver row from an op's dict, like
         # namedtuple and dataclasses generate theirs: a generic loop costs twice as much.
-        encoders = {f"e{i}": _encoder(p.removeprefix("p_"), dialect) for i, p in enumerate(params)}
+        encoders = {f"e{i}": _encoder(table, p.removeprefix("p_"), dialect) for i, p in enumerate(params)}
         items = [f"row[{p!r}]" if encoders[f"e{i}"] is None else f"e{i}(row[{p!r}])" for i, p in enumerate(params)]
         body = f"({', '.join(items)},)" if positional else "{" + ", ".join(
             f"{p!r}: {item}" for p, item in zip(params, items, strict=True)) + "}"
@@ -176,6 +189,8 @@ class Writer:
         self._progress = _Statement(_PROGRESS, engine)
         self._answer = _Statement(_ANSWER, engine)
         self._close = _Statement(_CLOSE, engine)
+        self._rollup = _Statement(upsert_statement(engine.dialect.name), engine, [*KEY_COLUMNS, *SUM_COLUMNS],
+                                  ROLLUPS)
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -203,24 +218,32 @@ class Writer:
                     self._answer.run(conn, answers)
                 closes = [(i, op) for i, op in enumerate(ops) if op.kind is OpKind.CLOSE]
                 if closes:
-                    known = self._lookup(conn, [op.key for _, op in closes], answered)
+                    known, finished = self._lookup(conn, [op.key for _, op in closes], answered)
                     rows = []
+                    deltas: dict[RollupKey, Totals] = {}
                     for i, op in closes:
                         info = known.get(op.key)
                         if info is None:
                             outcomes[i] = UnknownCdr(f"close of CDR {op.key[:12]}… which was never opened")
                             continue
-                        rows.append(self._closed(op.values, info))
+                        row = self._closed(op.values, info)
+                        if op.key not in finished and op.key not in closed:  # takes effect: count it once
+                            rows.append(row)
+                            add_close(deltas, setup_at=info.setup_at, account=info.account,
+                                      rate_prefix=row["p_rate_prefix"], disposition=row["p_disposition"],
+                                      currency=row["p_currency"], billable_ms=row["p_billable_ms"],
+                                      billed_seconds=row["p_billed_seconds"], cost=row["p_cost"])
                         closed.add(op.key)
                     if rows:
                         self._close.run(conn, rows)
+                        self._rollup.run(conn, delta_rows(deltas))
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"billing database write of {len(ops)} op(s) failed: {exc}") from exc
         # committed: only now may the cache believe it
         for op in ops:
             if op.kind is OpKind.OPEN:
                 v = op.values
-                self._known[op.key] = _Known(v["callee"], v["setup_at"], None, v["rate_plan"])
+                self._known[op.key] = _Known(v["callee"], v["setup_at"], None, v["rate_plan"], v["account"])
         for key, at in answered.items():
             if (k := self._known.get(key)) is not None and k.answer_at is None:
                 self._known[key] = replace(k, answer_at=at)
@@ -228,12 +251,16 @@ class Writer:
             self._known.pop(key, None)
         return outcomes
 
-    def _lookup(self, conn: Any, keys: list[str], answered: dict[str, datetime]) -> dict[str, _Known]:
-        """What closing needs of each key: from the cache of committed opens, else from the row.
+    def _lookup(
+        self, conn: Any, keys: list[str], answered: dict[str, datetime]
+    ) -> tuple[dict[str, _Known], set[str]]:
+        """What closing needs of each key, and which keys are closed already (a replay).
 
-        Cached entries get this batch's answers (already written above, first one wins); rows read
-        inside the transaction already show them.
+        From the cache of committed, still open CDRs, else from the row. Cached entries get this
+        batch's answers (already written above, first one wins); rows read inside the
+        transaction already show them.
         """
+        finished: set[str] = set()
         known: dict[str, _Known] = {}
         missing = []
         for key in keys:
@@ -245,12 +272,16 @@ class Writer:
             else:
                 known[key] = cached
         t = _TABLE
-        columns = (t.c.key, t.c.callee, t.c.setup_at, t.c.answer_at, t.c.rate_plan)
+        columns = (t.c.key, t.c.callee, t.c.setup_at, t.c.answer_at, t.c.rate_plan, t.c.account, t.c.status)
         for start in range(0, len(missing), _SELECT_CHUNK):
             chunk = missing[start:start + _SELECT_CHUNK]
-            for key, callee, setup_at, answer_at, plan in conn.execute(select(*columns).where(t.c.key.in_(chunk))):
-                known[key] = _Known(callee, setup_at, answer_at, plan)
-        return known
+            for key, callee, setup_at, answer_at, plan, account, status in conn.execute(
+                select(*columns).where(t.c.key.in_(chunk))
+            ):
+                known[key] = _Known(callee, setup_at, answer_at, plan, account)
+                if status is not CdrStatus.OPEN:
+                    finished.add(key)
+        return known, finished
 
     def _closed(self, values: dict[str, Any], info: _Known) -> dict[str, Any]:
         """The close parameters of one CDR, rated."""

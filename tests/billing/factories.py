@@ -8,8 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, insert
+from sqlalchemy.orm import Session
 
-from switchd.billing import Cdr, CdrStatus, Disposition, cdr_key
+from switchd.billing import Cdr, CdrStatus, Disposition, cdr_key, rebuild_rollups
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
@@ -33,6 +34,7 @@ def cdr_row(n: int, **fields: Any) -> dict[str, Any]:
 
 
 def insert_cdrs(engine: Engine, rows: Iterable[dict[str, Any]]) -> None:
-    """Insert `rows` in one transaction (executemany)."""
-    with engine.begin() as conn:
-        conn.execute(insert(Cdr), list(rows))
+    """Insert `rows` in one transaction (executemany) and rebuild the rollups, as after an import."""
+    with Session(engine) as session, session.begin():
+        session.execute(insert(Cdr), list(rows))
+        rebuild_rollups(session)

@@ -23,6 +23,7 @@ from switchd.billing import (
     CdrProgress,
     CdrStatus,
     Disposition,
+    GroupBy,
     HangupParty,
     answer_cdr,
     billing_child_spec,
@@ -31,6 +32,7 @@ from switchd.billing import (
     open_engine,
     progress_cdr,
     store_status,
+    summarize,
 )
 from switchd.otp import ServerExited, Supervisor, call, whereis
 
@@ -100,6 +102,11 @@ def test_open_cdrs_of_a_dead_run_are_closed_as_recovered_at_the_last_known_time(
     assert after["done"].status is CdrStatus.CLOSED and after["done"].updated_at == before["done"].updated_at
     assert after["other-node"].status is CdrStatus.OPEN
     assert "recovered 2 open CDR(s) of node n1" in caplog.text
+    engine = open_engine(db_url)
+    with Session(engine) as session:
+        assert summarize(session, GroupBy.DISPOSITION) == summarize(session, GroupBy.DISPOSITION, use_rollups=False)
+        assert sum(r.calls for r in summarize(session, GroupBy.DAY)) == 3  # done + the two recovered
+    engine.dispose()
 
 
 async def test_a_store_restarted_by_its_supervisor_leaves_calls_in_flight_open(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
-from sqlalchemy import Engine, func, select
+import trio.testing
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from switchd.billing import (
@@ -130,6 +133,32 @@ async def test_writes_arriving_together_are_committed_in_one_transaction(store: 
     assert len(_cdrs(db)) == 200
     assert status.batches - before <= 2  # the first open may go alone, the rest wait for it together
     assert status.written_ops >= 200
+
+
+async def test_the_store_keeps_taking_calls_while_a_batch_is_being_committed(
+    store: BillingStoreConfig, db: Engine
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO cdrs") and not release.is_set():
+            entered.set()
+            release.wait(10)
+
+    event.listen(Engine, "before_cursor_execute", hold)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(open_cdr, _opened("c1"))
+            await trio.to_thread.run_sync(entered.wait)  # c1's transaction hangs in the writer
+            assert (await store_status()).written_ops == 0  # answered meanwhile
+            nursery.start_soon(open_cdr, _opened("c2"))  # taken into the next batch
+            await trio.testing.wait_all_tasks_blocked()
+            assert _cdrs(db) == []
+            release.set()
+    finally:
+        event.remove(Engine, "before_cursor_execute", hold)
+    assert [c.call_id for c in _cdrs(db)] == ["c1", "c2"]
+    assert (await store_status()).batches == 2
 
 
 async def test_a_replayed_open_or_close_changes_nothing(store: BillingStoreConfig, db: Engine) -> None:
