@@ -11,6 +11,7 @@ is dropped without touching the server. The calling task need not be a process.
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import Any
 
 import trio
@@ -131,15 +132,27 @@ def is_system(msg: object) -> bool:
 def _lookup(dest: Pid | str, what: object) -> _Process:
     proc = dest._proc if type(dest) is Pid else node().resolve(dest)
     if not proc.alive:
-        raise NoProcess(f"{what!r} to {dest}: the process is not alive")
+        raise NoProcess(f"{_short(what)} to {dest}: the process is not alive")
     return proc
 
 
+def _post(proc: _Process, caller: Caller, envelope: object) -> None:
+    """Make `caller` pending at `proc` and deliver `envelope` (the caller itself, for a call)."""
+    if proc.task is caller._origin:
+        raise OTPError(f"{proc.pid} called itself with {_short(caller.request)}: that would deadlock")
+    callers = proc.callers
+    if callers is None:
+        callers = proc.callers = set()
+    callers.add(caller)
+    proc.deliver(envelope)
+
+
+def _short(value: object) -> str:
+    return reprlib.repr(value)
+
+
 async def _wait_reply(caller: Caller, proc: _Process, timeout: float, what: object) -> Any:
-    task = trio.lowlevel.current_task()
-    if proc.task is task:
-        raise OTPError(f"{proc.pid} called itself with {what!r}: that would deadlock")
-    caller._task = task
+    caller._task = caller._origin
     try:
         if math.isinf(timeout):
             await trio.lowlevel.wait_task_rescheduled(caller._abort)
@@ -158,10 +171,10 @@ async def _wait_reply(caller: Caller, proc: _Process, timeout: float, what: obje
     if status == _EXITED:
         reason = caller._value
         if isinstance(reason, BaseException):
-            raise ServerExited(reason, f"{proc.pid} exited before replying to {what!r}: "
+            raise ServerExited(reason, f"{proc.pid} exited before replying to {_short(what)}: "
                                        f"{reason!r}") from reason
-        raise ServerExited(reason, f"{proc.pid} exited before replying to {what!r}: {reason!r}")
-    raise CallTimeout(f"no reply from {proc.pid} to {what!r} within {timeout:g}s")
+        raise ServerExited(reason, f"{proc.pid} exited before replying to {_short(what)}: {reason!r}")
+    raise CallTimeout(f"no reply from {proc.pid} to {_short(what)} within {timeout:g}s")
 
 
 async def call(dest: Pid | str, request: object, *, timeout: float = 5.0) -> Any:
@@ -173,13 +186,9 @@ async def call(dest: Pid | str, request: object, *, timeout: float = 5.0) -> Any
     """
     proc = dest._proc if type(dest) is Pid else node().resolve(dest)
     if not proc.alive:
-        raise NoProcess(f"call {request!r} to {dest}: the process is not alive")
+        raise NoProcess(f"call {_short(request)} to {dest}: the process is not alive")
     caller = Caller(request, proc, trio.lowlevel.current_task())
-    callers = proc.callers
-    if callers is None:
-        callers = proc.callers = set()
-    callers.add(caller)
-    proc.deliver(caller)
+    _post(proc, caller, caller)
     return await _wait_reply(caller, proc, timeout, request)
 
 
@@ -198,8 +207,5 @@ async def system_call(dest: Pid | str, op: str, arg: Any = None, *, timeout: flo
     if proc.behaviour is None:
         raise NotABehaviour(f"{op} to {proc.pid}: a plain {proc.kind} handles no system messages")
     caller = Caller(op, proc, trio.lowlevel.current_task())
-    if proc.callers is None:
-        proc.callers = set()
-    proc.callers.add(caller)
-    proc.deliver(_System(op, arg, caller))
+    _post(proc, caller, _System(op, arg, caller))
     return await _wait_reply(caller, proc, timeout, op)

@@ -304,6 +304,7 @@ class _Node:
         proc.mailbox = None
         proc.timers = None
         proc._waiter = None
+        proc.behaviour = proc.state = None  # a Pid kept in a log or CDR must not keep a dead state alive
         if proc.monitors:
             monitors, proc.monitors = proc.monitors, None
             for ref, watcher in monitors.items():

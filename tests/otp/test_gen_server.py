@@ -24,6 +24,7 @@ from switchd.otp import (
     Stop,
     call,
     cast,
+    process_info,
     reply,
     self_pid,
     send,
@@ -283,6 +284,8 @@ async def test_a_call_to_itself_fails_instead_of_deadlocking() -> None:
             try:
                 await call(self_pid(), "again", timeout=math.inf)
             except OTPError as exc:
+                info = process_info(self_pid())
+                assert info is not None and info.mailbox_depth == 0  # nothing was posted to itself
                 return Reply(str(exc), state)
             return Reply("no error", state)
 
