@@ -94,15 +94,20 @@ def parse_name_addr(text: str, where: str = "address") -> NameAddr:
     """Parse one name-addr or addr-spec with its parameters; RemoteProtocolError when malformed."""
     display: str | None = None
     if text[:1] == '"':
-        m = _QUOTED.match(text)
-        if m is None:
-            raise bad(where, text, "unterminated quoted display name")
-        display = m.group(1)
-        if "\\" in display:
-            display = _ESCAPED.sub(r"\1", display)
-        rest = text[m.end():].lstrip(" \t")
-        if rest[:1] != "<":
-            raise bad(where, text, "expected '<' after the display name")
+        close = text.find('"', 1)
+        if close > 0 and "\\" not in text[1:close]:  # no escapes: the next quote closes it
+            display = text[1:close]
+            rest = text[close + 1:].lstrip(" \t")
+            if rest[:1] != "<":
+                raise bad(where, text, "expected '<' after the display name")
+        else:
+            m = _QUOTED.match(text)
+            if m is None:
+                raise bad(where, text, "unterminated quoted display name")
+            display = _ESCAPED.sub(r"\1", m.group(1))
+            rest = text[m.end():].lstrip(" \t")
+            if rest[:1] != "<":
+                raise bad(where, text, "expected '<' after the display name")
     else:
         lt = text.find("<")
         if lt < 0:
