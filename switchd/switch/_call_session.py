@@ -39,7 +39,12 @@ Rules chosen:
   ``CallSettings.retransmit_2xx = False`` the 200 goes out once (TCP is reliable) and only the 64*T1
   give-up stays armed. No ACK by then: BYE both legs, CDR FAILED (cause "ack_timeout").
 * The no-answer timeout runs from the INVITE: it is the caller's whole wait, failovers included.
-* CDR times are the call's wall clock (`CallClock`): billable seconds are monotonic seconds.
+* A callee's BYE that comes before the caller's ACK is passed on at once (the 2xx retransmission
+  stops); a 2xx that comes after we gave up on its B-leg (a CANCEL race) is ACKed and BYEd.
+* Requests in a dialog other than ACK, BYE and CANCEL (re-INVITE, UPDATE, INFO ...) get 501.
+* An INVITE that cannot make a dialog (no Contact) is answered 400 and gets no CDR.
+* CDR times are the call's wall clock (`CallClock`): billable seconds are monotonic seconds. A CDR
+  open that did not land is sent again before each later step, so a returning store gets it all.
 
 Timers: every sans-IO deadline (the transaction table's and the 2xx retransmitter's) is driven by
 one generic timeout "sip", re-armed after every event at the earliest deadline; "no_answer",

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 import trio
+import trio.testing
 from trio.testing import MockClock
 
 from switchd import otp
@@ -540,3 +541,45 @@ async def test_a_billing_store_that_stays_away_ends_no_call_and_gets_the_whole_c
         gw1.respond(await gw1.expect_request(Method.BYE), 200)
         assert await b.exited(pid) == "normal"
         assert [type(s).__name__ for s in b.steps(phone.call_id)] == ["CdrOpen", "CdrAnswer", "CdrClose"]
+
+
+async def test_an_invite_that_cannot_make_a_dialog_is_refused_400_without_a_cdr(
+        autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, _ = await b.call("4420", contact=False)
+        await phone.expect(100)
+        await phone.expect(400)
+        await trio.testing.wait_all_tasks_blocked()
+        assert otp.whereis(a_leg_name(phone.call_id)) is None  # it stopped (possibly before a monitor)
+        assert b.steps(phone.call_id) == [] and b.link("gw1").out.empty()
+
+
+async def test_a_200_racing_our_cancel_is_acked_and_hung_up(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 180)
+        phone.cancel()
+        cancel = await gw1.expect_request(Method.CANCEL)
+        gw1.respond(cancel, 200)
+        gw1.respond(invite, 200)  # the callee answered before it saw the CANCEL
+        await gw1.expect_request(Method.ACK)
+        bye = await gw1.expect_request(Method.BYE)
+        gw1.respond(bye, 200)
+        assert await b.exited(pid) == "normal"
+        assert [m.status for m in [await phone.expect(100), await phone.expect(180), await phone.expect(200),
+                                   await phone.expect(487)]] == [100, 180, 200, 487]
+        assert b.close(phone.call_id).disposition is Disposition.CANCELLED
+
+
+async def test_a_request_in_the_dialog_other_than_bye_gets_501(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, _ = await b.call("4420")
+        await phone.expect(100)
+        await answer_on(b, phone, "gw1")
+        assert phone.dialog is not None
+        phone.send(phone.dialog.make_request(Method.INFO))
+        await phone.expect(501)
+        phone.bye()
+        await phone.expect(200)
