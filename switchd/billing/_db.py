@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # migrations/ lives at the project root, next to alembic.ini (see docs/billing.md).
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+PG_CONNECT_TIMEOUT_S = 3
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
@@ -51,9 +52,13 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
     """A SQLAlchemy engine for `url` (sqlite:///path or postgresql+psycopg://…), tuned as above.
 
     `kwargs` go to `sqlalchemy.create_engine`. `pool_pre_ping` is on, so a connection broken by a
-    database restart is replaced instead of failing the next write.
+    database restart is replaced instead of failing the next write; PostgreSQL connections give
+    up after PG_CONNECT_TIMEOUT_S seconds.
     """
     kwargs.setdefault("pool_pre_ping", True)
+    if url.startswith("postgresql"):
+        # an unreachable server must fail fast (and send CDRs to the spool), not after TCP's minutes
+        kwargs.setdefault("connect_args", {"connect_timeout": PG_CONNECT_TIMEOUT_S})
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
