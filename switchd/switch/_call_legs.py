@@ -50,6 +50,8 @@ from switchd.sip import (
 )
 
 from ._call_events import CallClock
+
+DEFAULT_MAX_FORWARDS = 70  # RFC 3261 §8.1.1.6
 from ._routing import Candidate
 from ._wire import GatewayFailed, Outbound, ToGateway, gateway_name
 
@@ -146,11 +148,13 @@ def b_leg_invite(a_invite: Request, candidate: Candidate, settings: CallSettings
     """The B-leg INVITE to `candidate`: fresh Call-ID, From tag and CSeq; the caller's body passed through.
 
     The Request-URI is the rewritten number at the gateway; From keeps the caller's identity.
+    Max-Forwards is the caller's minus one (at most 70), so a routing loop through B2BUAs ends
+    (RFC 3261 §16.6 step 3 asks it of proxies; a B2BUA that resets it would loop forever).
     """
     gateway = candidate.gateway
     uri = f"sip:{candidate.number}@{gateway.host}:{gateway.port};transport=tcp"
     caller = a_invite.from_
-    return make_request(
+    invite = make_request(
         Method.INVITE, uri,
         from_=NameAddr(caller.display_name, caller.uri).with_tag(new_tag()),
         to=f"<sip:{candidate.number}@{gateway.host}:{gateway.port}>",
@@ -160,6 +164,10 @@ def b_leg_invite(a_invite: Request, candidate: Candidate, settings: CallSettings
         headers=_content_type(a_invite),
         body=a_invite.body,
     )
+    hops = a_invite.max_forwards
+    if hops is not None and hops <= DEFAULT_MAX_FORWARDS:
+        invite.headers.set("Max-Forwards", str(max(hops - 1, 0)))
+    return invite
 
 
 def relayed_response(a_invite: Request, b_response: Response, a_tag: str, settings: CallSettings) -> Response:
@@ -297,7 +305,8 @@ def cancel_leg(data: CallData, leg: BLeg | None) -> None:
     to_gateway(data, leg, cancel)
 
 
-def feed(data: CallData, txn: ClientTransaction | ServerTransaction, outputs: list[TransactionOutput]) -> list[TransactionOutput]:
+def feed(data: CallData, txn: ClientTransaction | ServerTransaction,
+         outputs: list[TransactionOutput]) -> list[TransactionOutput]:
     """Perform a transaction's Transmits, forget it once Terminated; return what the core must handle."""
     rest: list[TransactionOutput] = []
     for out in outputs:

@@ -42,7 +42,8 @@ Rules chosen:
 * A callee's BYE that comes before the caller's ACK is passed on at once (the 2xx retransmission
   stops); a 2xx that comes after we gave up on its B-leg (a CANCEL race) is ACKed and BYEd.
 * Requests in a dialog other than ACK, BYE and CANCEL (re-INVITE, UPDATE, INFO ...) get 501.
-* An INVITE that cannot make a dialog (no Contact) is answered 400 and gets no CDR.
+* An INVITE that cannot make a dialog (no Contact) is answered 400, one with Max-Forwards 0 is
+  answered 483; neither gets a CDR. The B-leg's Max-Forwards is the caller's minus one.
 * CDR times are the call's wall clock (`CallClock`): billable seconds are monotonic seconds. A CDR
   open that did not land is sent again before each later step, so a returning store gets it all.
 
@@ -258,6 +259,11 @@ class CallSession(StateMachine[CallState, CallData]):
         except RemoteProtocolError as exc:
             log.info("INVITE refused: %s", exc, extra={"call_id": data.call_id})
             answer_caller(data, final_response(data.invite, exc.status_hint, data.a_tag, reason=exc.reason))
+            data.ended = True  # never accepted: no CDR
+            return Stop("normal", data)
+        if data.invite.max_forwards == 0:  # RFC 3261 §16.3 step 3: it may go no further
+            log.info("INVITE refused: Max-Forwards is 0", extra={"call_id": data.call_id})
+            answer_caller(data, final_response(data.invite, 483, data.a_tag))
             data.ended = True  # never accepted: no CDR
             return Stop("normal", data)
         log.info("call from %s to %s", data.caller, data.callee, extra={"call_id": data.call_id})

@@ -246,8 +246,8 @@ class Bench:
     def link(self, name: str) -> Link:
         return self.links[name]
 
-    async def call(self, number: str, *, call_id: str | None = None,
-                   contact: bool = True) -> tuple[Phone, Pid]:
+    async def call(self, number: str, *, call_id: str | None = None, contact: bool = True,
+                   max_forwards: int = 70) -> tuple[Phone, Pid]:
         """The caller sends an INVITE for `number`; the session is started as the dispatcher does."""
         sent = make_request(Method.INVITE, f"sip:{number}@10.0.0.9:5060", from_="Alice <sip:alice@10.0.0.1>",
                             to=f"<sip:{number}@10.0.0.9>", sent_by="10.0.0.1:5070", call_id=call_id,
@@ -255,6 +255,7 @@ class Bench:
                             headers=[("Content-Type", "application/sdp")], body=SDP)
         if not contact:
             sent.headers.remove("Contact")
+        sent.headers.set("Max-Forwards", str(max_forwards))
         invite = wire(sent)
         assert isinstance(invite, Request)
         caller_wire = Wire()

@@ -22,7 +22,7 @@ def test_the_b_leg_invite_has_its_own_call_id_tag_and_cseq_and_carries_the_calle
     assert serialize(parse_message(serialize(invite))) == serialize(invite)  # valid SIP for the parser
     assert invite.call_id != A_INVITE.call_id and invite.call_id.endswith("@10.0.0.9")
     assert invite.from_.tag not in (None, "a1") and invite.from_.display_name == "Alice"
-    assert invite.cseq.seq == 1 and invite.to.tag is None
+    assert invite.cseq.seq == 1 and invite.to.tag is None and invite.max_forwards == 69
     assert (invite.uri.user, invite.uri.host, invite.uri.port) == ("0207123", "192.0.2.4", 5080)
     assert (invite.body, invite.content_type) == (b"v=0\r\n", "application/sdp")
     assert invite.top_via.host == "10.0.0.9"

@@ -554,6 +554,18 @@ async def test_an_invite_that_cannot_make_a_dialog_is_refused_400_without_a_cdr(
         assert b.steps(phone.call_id) == [] and b.link("gw1").out.empty()
 
 
+async def test_an_invite_out_of_hops_is_refused_483_and_the_b_leg_counts_hops_down(
+        autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, _ = await b.call("4420", max_forwards=0)
+        await phone.expect(100)
+        await phone.expect(483)
+        await trio.testing.wait_all_tasks_blocked()
+        assert b.steps(phone.call_id) == [] and b.link("gw1").out.empty()
+        phone, _ = await b.call("4420", max_forwards=5)
+        assert (await b.link("gw1").expect_request(Method.INVITE)).max_forwards == 4
+
+
 async def test_a_200_racing_our_cancel_is_acked_and_hung_up(autojump_clock: MockClock) -> None:
     async with bench() as b:
         phone, pid = await b.call("4420")
