@@ -580,8 +580,8 @@ async def test_a_200_racing_our_cancel_is_acked_and_hung_up(autojump_clock: Mock
         bye = await gw1.expect_request(Method.BYE)
         gw1.respond(bye, 200)
         assert await b.exited(pid) == "normal"
-        assert [m.status for m in [await phone.expect(100), await phone.expect(180), await phone.expect(200),
-                                   await phone.expect(487)]] == [100, 180, 200, 487]
+        for status in (100, 180, 200, 487):  # the caller saw its CANCEL answered and its INVITE terminated
+            await phone.expect(status)
         assert b.close(phone.call_id).disposition is Disposition.CANCELLED
 
 
