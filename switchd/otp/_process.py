@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("switchd.otp")
 
 # A process that finds its mailbox non-empty does not park; it yields fully only every
-# _BURST messages (and checks for cancellation on each), so a flooded server cannot starve the loop.
-_BURST = 32
+# BURST messages (and checks for cancellation on each), so a flooded server cannot starve the loop.
+BURST = 32
 
 # How long terminate() may run when no supervisor set a shutdown timeout (OTP's default, 5000 ms).
 DEFAULT_SHUTDOWN = 5.0
@@ -128,7 +128,7 @@ class _Process:
             mailbox = self.mailbox
             if mailbox:
                 self._burst += 1
-                if self._burst >= _BURST:
+                if self._burst >= BURST:
                     self._burst = 0
                     await trio.lowlevel.checkpoint()
                 else:
