@@ -227,6 +227,9 @@ class _Core:
             group = children
         else:
             group = children[children.index(child):]
+        # Only what ran comes back: a child stopped by terminate_child (or a TRANSIENT one that
+        # ended normally) stays stopped, and a TEMPORARY one stopped here is forgotten.
+        group = [m for m in group if m is child or m.pid is not None]
         for other in reversed(group):
             if other is not child:
                 await self._stop_child(other)

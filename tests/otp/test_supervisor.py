@@ -379,3 +379,20 @@ def test_the_supervisor_gives_up_exactly_when_restarts_of_any_children_exceed_th
     restarted = len(crashes) if expected is None else expected
     assert gave_up_at == ([] if expected is None else [crash_times[expected]])
     assert len(journal.starts()) == 2 + restarted
+
+
+async def test_one_for_all_leaves_stopped_children_stopped_and_forgets_temporary_ones() -> None:
+    journal = Journal()
+    children = [spec(journal, "a"), spec(journal, "t", Restart.TEMPORARY), spec(journal, "off"), spec(journal, "c")]
+    async with trio.open_nursery() as nursery:
+        sup = await nursery.start(Supervisor.start_link, children, SupervisorFlags(Strategy.ONE_FOR_ALL))
+        await terminate_child(sup, "off")
+        journal.events.clear()
+        await crash("a")
+        assert journal.events == [
+            ("stop", "a", "ValueError"), ("stop", "c", "shutdown"), ("stop", "t", "shutdown"),
+            ("start", "a"), ("start", "c"),
+        ]
+        assert [(c.id, c.pid is not None) for c in await which_children(sup)] == [
+            ("a", True), ("off", False), ("c", True)]
+        nursery.cancel_scope.cancel()
