@@ -28,6 +28,7 @@ from switchd.otp import (
     reply,
     self_pid,
     send,
+    send_after,
     stop,
     whereis,
 )
@@ -343,4 +344,29 @@ async def test_a_name_given_to_nursery_start_is_flagged_as_the_task_name_trap(
         await nursery.start(Counter.start_link, name="counter")  # trio takes this name for the task
         assert whereis("counter") is None
         assert "use functools.partial(Cls.start_link, ..., name='counter')" in caplog.text
+        nursery.cancel_scope.cancel()
+
+
+class Ticker(GenServer[list[float]]):
+    """Arms a timer to itself in init and on every tick, three times."""
+
+    async def init(self) -> list[float]:
+        send_after(self_pid(), "tick", 2.0)
+        return []
+
+    async def handle_call(self, request: Any, caller: Caller, state: list[float]) -> Reply[list[float]]:
+        return Reply(state, state)
+
+    async def handle_info(self, msg: Any, state: list[float]) -> NoReply[list[float]]:
+        state = [*state, trio.current_time()]
+        if len(state) < 3:
+            send_after(self_pid(), "tick", 2.0)
+        return NoReply(state)
+
+
+async def test_send_after_to_itself_reaches_handle_info_on_time(autojump_clock: MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Ticker.start_link)
+        await trio.sleep(10.0)
+        assert await call(pid, "ticks") == [2.0, 4.0, 6.0]
         nursery.cancel_scope.cancel()
