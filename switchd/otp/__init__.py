@@ -1,13 +1,38 @@
-"""switchd.otp: Erlang/OTP's process model over trio (see docs/otp.md).
+"""switchd.otp: Erlang/OTP's process model over trio (the mapping and every difference: docs/otp.md).
 
-Processes and messages: Process, Pid, self_pid, send, receive, monitor, demonitor, Down,
-MonitorRef, send_after, cancel_timer, TimerRef, ExitReason. Behaviours: GenServer (call, cast,
-reply, stop; Reply, NoReply, Stop, Caller), Supervisor and DynamicSupervisor (ChildSpec,
-SupervisorFlags, Restart, ChildType, Strategy, BRUTAL_KILL; start_child, terminate_child,
-restart_child, delete_child, which_children, count_children, ChildInfo, ChildCounts). sys
-operations: get_state, replace_state, suspend, resume, change_code. Registry: register, whereis,
-unregister; join, leave, members, dispatch. Reports: Report, ReportKind, set_report_handler.
-Errors: OTPError and its subclasses (see ``_errors``).
+Processes and messages: ``Process`` (``Process.start_link``), ``Pid``, ``self_pid``,
+``is_process_alive``, ``send``, ``receive``, ``monitor``, ``demonitor``, ``Down``, ``MonitorRef``,
+``send_after``, ``cancel_timer``, ``TimerRef``, ``ExitReason``.
+
+GenServer: ``GenServer``, ``Reply``, ``NoReply``, ``Stop``, ``Caller``; ``call``, ``cast``,
+``reply``, ``stop``.
+
+Supervision: ``Supervisor``, ``DynamicSupervisor``, ``ChildSpec``, ``SupervisorFlags``,
+``Restart``, ``ChildType``, ``Strategy``, ``BRUTAL_KILL`` (``BrutalKill``); ``start_child``,
+``terminate_child``, ``restart_child``, ``delete_child``, ``which_children``, ``count_children``,
+``ChildInfo``, ``ChildCounts``.
+
+StateMachine (gen_statem): ``StateMachine``, ``NextState``, ``KeepState`` (and ``Stop``); event
+types ``Event``, ``Call``, ``Enter``, ``EventType`` with ``CAST``, ``INFO``, ``STATE_TIMEOUT``,
+``EVENT_TIMEOUT``, ``INTERNAL``; actions ``Action``, ``ReplyAction``, ``Postpone``, ``NextEvent``,
+``StateTimeout``, ``EventTimeout``, ``GenericTimeout``.
+
+EventManager (gen_event): ``EventManager``, ``EventHandler``; ``add_handler``, ``delete_handler``,
+``notify``, ``sync_notify``, ``call_handler``, ``which_handlers``.
+
+sys: ``get_state``, ``replace_state``, ``suspend``, ``resume``, ``change_code``.
+
+Registry: ``register``, ``whereis``, ``unregister``; duplicate keys ``join``, ``leave``,
+``members``, ``dispatch``.
+
+Application: ``Application``, ``run``, ``run_async``.
+
+Introspection and reports: ``processes``, ``process_info``, ``ProcessInfo``, ``tree``,
+``TreeNode``; ``set_report_handler``, ``Report``, ``ReportKind``, ``ReportHandler`` (logger
+``switchd.otp``).
+
+Errors: ``OTPError`` → ``CallTimeout``, ``NoProcess``, ``ServerExited``, ``AlreadyRegistered``,
+``MaxChildren``, ``ReceiveTimeout``, ``SupervisorGaveUp``, ``NotABehaviour``.
 """
 
 from ._application import Application, run, run_async
