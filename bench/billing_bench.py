@@ -58,10 +58,26 @@ async def _pairs(config: BillingStoreConfig, pairs: int, callers: int) -> tuple[
     async def caller(index: int, count: int) -> None:
         for n in range(count):
             call_id = f"bench-{index}-{n}"
-            await open_cdr(CdrOpen(call_id=call_id, caller="4155550100", callee="011442071234567", setup_at=T0,
-                                   account="bench"), timeout=60.0)
-            await close_cdr(CdrClose(call_id=call_id, end_at=T0 + timedelta(seconds=61), answer_at=T0,
-                                     disposition=Disposition.ANSWERED, sip_code=200), timeout=60.0)
+            await open_cdr(
+                CdrOpen(
+                    call_id=call_id,
+                    caller="4155550100",
+                    callee="011442071234567",
+                    setup_at=T0,
+                    account="bench",
+                ),
+                timeout=60.0,
+            )
+            await close_cdr(
+                CdrClose(
+                    call_id=call_id,
+                    end_at=T0 + timedelta(seconds=61),
+                    answer_at=T0,
+                    disposition=Disposition.ANSWERED,
+                    sip_code=200,
+                ),
+                timeout=60.0,
+            )
 
     async with trio.open_nursery() as nursery:
         pid = await nursery.start(partial(BillingStore.start_link, config, name="billing"))
@@ -78,30 +94,73 @@ async def _pairs(config: BillingStoreConfig, pairs: int, callers: int) -> tuple[
 
 def _throughput(workdir: Path, pairs: int, baseline_pairs: int, callers: int) -> None:
     deck = ROOT / "config" / "rates.csv"
-    grouped = BillingStoreConfig(url=f"sqlite:///{workdir / 'grouped.db'}", node="bench",
-                                 spool_dir=workdir / "spool", rate_deck=deck)
-    single = BillingStoreConfig(url=f"sqlite:///{workdir / 'single.db'}", node="bench",
-                                spool_dir=workdir / "spool", rate_deck=deck, max_batch=1)
+    grouped = BillingStoreConfig(
+        url=f"sqlite:///{workdir / 'grouped.db'}", node="bench", spool_dir=workdir / "spool", rate_deck=deck
+    )
+    single = BillingStoreConfig(
+        url=f"sqlite:///{workdir / 'single.db'}",
+        node="bench",
+        spool_dir=workdir / "spool",
+        rate_deck=deck,
+        max_batch=1,
+    )
     seconds, cpu, batches = trio.run(_pairs, grouped, pairs, callers)
     rate = pairs / seconds
     base_seconds, base_cpu, base_batches = trio.run(_pairs, single, baseline_pairs, callers)
     base_rate = baseline_pairs / base_seconds
-    print(f"group commit       : {pairs:>9,} pairs in {seconds:6.2f} s = {rate:>9,.0f} pairs/s "
-          f"({pairs / cpu:,.0f} per CPU-second; {2 * pairs / batches:,.0f} writes/transaction)   "
-          f"target >= 20,000 pairs/s {'MET' if rate >= 20_000 else 'NOT MET'}")
-    print(f"baseline 1 tx/write: {baseline_pairs:>9,} pairs in {base_seconds:6.2f} s = {base_rate:>9,.0f} pairs/s "
-          f"({baseline_pairs / base_cpu:,.0f} per CPU-second; {2 * baseline_pairs / base_batches:,.0f} "
-          f"writes/transaction)")
+    print(
+        f"group commit       : {pairs:>9,} pairs in {seconds:6.2f} s = {rate:>9,.0f} pairs/s "
+        f"({pairs / cpu:,.0f} per CPU-second; {2 * pairs / batches:,.0f} writes/transaction)   "
+        f"target >= 20,000 pairs/s {'MET' if rate >= 20_000 else 'NOT MET'}"
+    )
+    print(
+        f"baseline 1 tx/write: {baseline_pairs:>9,} pairs in {base_seconds:6.2f} s = {base_rate:>9,.0f} pairs/s "
+        f"({baseline_pairs / base_cpu:,.0f} per CPU-second; {2 * baseline_pairs / base_batches:,.0f} "
+        f"writes/transaction)"
+    )
     print(f"ratio              : {rate / base_rate:.1f}x")
 
 
 def _bulk_insert(path: Path, count: int) -> float:
     """Insert `count` closed CDRs with executemany in big batches (values pre-encoded as stored)."""
-    columns = ("key", "node", "call_id", "attempt", "account", "caller_raw", "caller", "callee_raw", "callee",
-               "b_attempts", "setup_at", "answer_at", "end_at", "duration_ms", "billable_ms", "disposition",
-               "sip_code", "rate_plan", "rated", "rate_prefix", "billed_seconds", "cost", "currency", "status",
-               "created_at", "updated_at")
-    dispositions = ("ANSWERED", "ANSWERED", "ANSWERED", "NO_ANSWER", "BUSY", "CANCELLED", "CONGESTION", "FAILED")
+    columns = (
+        "key",
+        "node",
+        "call_id",
+        "attempt",
+        "account",
+        "caller_raw",
+        "caller",
+        "callee_raw",
+        "callee",
+        "b_attempts",
+        "setup_at",
+        "answer_at",
+        "end_at",
+        "duration_ms",
+        "billable_ms",
+        "disposition",
+        "sip_code",
+        "rate_plan",
+        "rated",
+        "rate_prefix",
+        "billed_seconds",
+        "cost",
+        "currency",
+        "status",
+        "created_at",
+        "updated_at",
+    )
+    dispositions = (
+        "ANSWERED",
+        "ANSWERED",
+        "ANSWERED",
+        "NO_ANSWER",
+        "BUSY",
+        "CANCELLED",
+        "CONGESTION",
+        "FAILED",
+    )
     prefixes = ("1", "1415", "44", "4420", "447", "49")
     fmt = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME text form, UTC
 
@@ -113,11 +172,34 @@ def _bulk_insert(path: Path, count: int) -> float:
         billed = -(-talk // 6000) * 6 if talk else 0
         cost = billed * 200 // 60  # 0.02/min in millionths
         when = setup.strftime(fmt)
-        return (f"{n:064x}", "bench", f"call-{n}", 1, f"acct-{n % 50}", "4155550100", "+14155550100",
-                "442071234567", "+442071234567", 1, when, when if answered else None,
-                (setup + timedelta(milliseconds=(talk or 0) + 3000)).strftime(fmt), (talk or 0) + 3000, talk,
-                disposition, 200 if answered else 486, "default", 1, prefixes[n % len(prefixes)], billed, cost,
-                "USD", "closed", when, when)
+        return (
+            f"{n:064x}",
+            "bench",
+            f"call-{n}",
+            1,
+            f"acct-{n % 50}",
+            "4155550100",
+            "+14155550100",
+            "442071234567",
+            "+442071234567",
+            1,
+            when,
+            when if answered else None,
+            (setup + timedelta(milliseconds=(talk or 0) + 3000)).strftime(fmt),
+            (talk or 0) + 3000,
+            talk,
+            disposition,
+            200 if answered else 486,
+            "default",
+            1,
+            prefixes[n % len(prefixes)],
+            billed,
+            cost,
+            "USD",
+            "closed",
+            when,
+            when,
+        )
 
     sql = f"INSERT INTO cdrs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     start = time.perf_counter()
@@ -137,7 +219,9 @@ def _summaries(workdir: Path, count: int) -> None:
     engine = open_engine(f"sqlite:///{path}")
     upgrade(engine)
     inserted = _bulk_insert(path, count)
-    print(f"bulk insert        : {count:>9,} CDRs in {inserted:6.2f} s = {count / inserted:,.0f} CDRs/s (setup)")
+    print(
+        f"bulk insert        : {count:>9,} CDRs in {inserted:6.2f} s = {count / inserted:,.0f} CDRs/s (setup)"
+    )
     with Session(engine) as session:
         start = time.perf_counter()
         with session.begin():
@@ -157,15 +241,19 @@ def _summaries(workdir: Path, count: int) -> None:
             assert calls == count, (by, calls)
             if by is GroupBy.DAY:
                 assert rows == scanned, "rollups and scan disagree"
-            print(f"summary by {by.value:<12}: {elapsed:6.3f} s ({len(rows):>3} groups, {calls:,} calls, cost {cost})"
-                  f"   target < 1 s {'MET' if elapsed < 1 else 'NOT MET'}   scan/rollups {baseline / elapsed:,.0f}x")
+            print(
+                f"summary by {by.value:<12}: {elapsed:6.3f} s ({len(rows):>3} groups, {calls:,} calls, cost {cost})"
+                f"   target < 1 s {'MET' if elapsed < 1 else 'NOT MET'}   scan/rollups {baseline / elapsed:,.0f}x"
+            )
     engine.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=40_000, help="open+close pairs with group commit")
-    parser.add_argument("--baseline-pairs", type=int, default=3_000, help="pairs at one transaction per write")
+    parser.add_argument(
+        "--baseline-pairs", type=int, default=3_000, help="pairs at one transaction per write"
+    )
     parser.add_argument("--callers", type=int, default=1_000, help="concurrent call tasks")
     parser.add_argument("--cdrs", type=int, default=1_000_000, help="CDRs for the summary")
     args = parser.parse_args()

@@ -41,8 +41,11 @@ def upgrade() -> None:
         ),
     )
     bind = op.get_bind()
-    day = "substr(setup_at, 1, 10)" if bind.dialect.name == "sqlite" else \
-        "to_char(timezone('UTC', setup_at), 'YYYY-MM-DD')"
+    day = (
+        "substr(setup_at, 1, 10)"
+        if bind.dialect.name == "sqlite"
+        else "to_char(timezone('UTC', setup_at), 'YYYY-MM-DD')"
+    )
     op.execute(
         f"""
         INSERT INTO cdr_rollups (day, account, rate_prefix, disposition, currency, calls, answered,

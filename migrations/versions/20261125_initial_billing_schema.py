@@ -59,8 +59,15 @@ def upgrade() -> None:
         sa.Column(
             "disposition",
             _enum(
-                "ANSWERED", "NO_ANSWER", "BUSY", "CANCELLED", "CONGESTION", "REJECTED", "NO_ROUTE",
-                "FAILED", name="disposition",
+                "ANSWERED",
+                "NO_ANSWER",
+                "BUSY",
+                "CANCELLED",
+                "CONGESTION",
+                "REJECTED",
+                "NO_ROUTE",
+                "FAILED",
+                name="disposition",
             ),
             nullable=True,
         ),

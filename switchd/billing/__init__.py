@@ -4,8 +4,8 @@ from ._db import alembic_config, current_revision, head_revision, open_engine, u
 from ._decks import load_decks, parse_csv, parse_xml, read_deck_file, store_deck
 from ._errors import (
     BillingError,
-    InvalidQuery,
     InvalidNumber,
+    InvalidQuery,
     MigrationError,
     NoRate,
     RateDeckError,
@@ -44,7 +44,7 @@ from ._store import (
     store_status,
 )
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (plain sorted(), which tests/test_exports.py checks)
     "Base",
     "BillingError",
     "BillingStore",

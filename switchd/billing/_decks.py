@@ -44,8 +44,15 @@ from ._rating import RateDeck, Tariff
 from ._types import to_money
 
 COLUMNS = (
-    "prefix", "description", "price_per_minute", "connect_fee", "first_increment", "next_increment",
-    "currency", "valid_from", "valid_to",
+    "prefix",
+    "description",
+    "price_per_minute",
+    "connect_fee",
+    "first_increment",
+    "next_increment",
+    "currency",
+    "valid_from",
+    "valid_to",
 )
 REQUIRED = frozenset({"prefix", "price_per_minute"})
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -125,12 +132,18 @@ def _plan_options(name: str, currency: str, where: str) -> None:
 
 
 def parse_csv(
-    text: str, *, source: str = "<csv>", plan: str = "default", currency: str = "USD",
+    text: str,
+    *,
+    source: str = "<csv>",
+    plan: str = "default",
+    currency: str = "USD",
     bill_unanswered: bool = False,
 ) -> RateDeck:
     """The deck in CSV `text` (format in the module docstring); RateDeckError names `source:line`."""
     _plan_options(plan, currency, source)
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if not line.lstrip().startswith("#")]
+    lines = [
+        (n, line) for n, line in enumerate(text.splitlines(), start=1) if not line.lstrip().startswith("#")
+    ]
     lines = [(n, line) for n, line in lines if line.strip()]
     if not lines:
         raise RateDeckError(source, "no header line and no rates")
@@ -171,7 +184,7 @@ class _DeckHandler(ContentHandler):
         self.rows: list[tuple[str, Tariff]] = []
         self.depth = 0
 
-    def setDocumentLocator(self, locator: Locator) -> None:  # noqa: N802 (SAX spelling)
+    def setDocumentLocator(self, locator: Locator) -> None:
         self.locator = locator
 
     def _where(self, element: str, attrs: Mapping[str, str] | None = None) -> str:
@@ -179,7 +192,7 @@ class _DeckHandler(ContentHandler):
         shown = "".join(f" {k}={v!r}" for k, v in (attrs or {}).items() if k == "prefix")
         return f"{self.source}:{line} <{element}{shown}>"
 
-    def startElement(self, name: str, attrs: AttributesImpl) -> None:  # noqa: N802
+    def startElement(self, name: str, attrs: AttributesImpl) -> None:
         values = {k: attrs[k] for k in attrs.getNames()}
         self.depth += 1
         if self.depth == 1:
@@ -209,7 +222,7 @@ class _DeckHandler(ContentHandler):
         except ValueError as exc:
             raise RateDeckError(where, str(exc)) from None
 
-    def endElement(self, name: str) -> None:  # noqa: N802
+    def endElement(self, name: str) -> None:
         self.depth -= 1
 
     def characters(self, content: str) -> None:
@@ -269,7 +282,9 @@ def store_deck(session: Session, deck: RateDeck, *, now: datetime) -> int:
     """
     plan = session.scalar(select(RatePlan).where(RatePlan.name == deck.plan))
     if plan is None:
-        plan = RatePlan(name=deck.plan, currency=deck.currency, bill_unanswered=deck.bill_unanswered, loaded_at=now)
+        plan = RatePlan(
+            name=deck.plan, currency=deck.currency, bill_unanswered=deck.bill_unanswered, loaded_at=now
+        )
         session.add(plan)
         session.flush()
     else:
@@ -281,10 +296,16 @@ def store_deck(session: Session, deck: RateDeck, *, now: datetime) -> int:
         insert(Rate),
         [
             {
-                "plan_id": plan.id, "prefix": t.prefix, "description": t.description,
-                "price_per_minute": t.price_per_minute, "connect_fee": t.connect_fee,
-                "first_increment": t.first_increment, "next_increment": t.next_increment,
-                "currency": t.currency, "valid_from": t.valid_from, "valid_to": t.valid_to,
+                "plan_id": plan.id,
+                "prefix": t.prefix,
+                "description": t.description,
+                "price_per_minute": t.price_per_minute,
+                "connect_fee": t.connect_fee,
+                "first_increment": t.first_increment,
+                "next_increment": t.next_increment,
+                "currency": t.currency,
+                "valid_from": t.valid_from,
+                "valid_to": t.valid_to,
             }
             for t in deck.tariffs
         ],
@@ -301,9 +322,14 @@ def load_decks(session: Session) -> dict[str, RateDeck]:
             plan.name,
             tuple(
                 Tariff(
-                    prefix=r.prefix, description=r.description, price_per_minute=r.price_per_minute,
-                    connect_fee=r.connect_fee, first_increment=r.first_increment,
-                    next_increment=r.next_increment, currency=r.currency, valid_from=r.valid_from,
+                    prefix=r.prefix,
+                    description=r.description,
+                    price_per_minute=r.price_per_minute,
+                    connect_fee=r.connect_fee,
+                    first_increment=r.first_increment,
+                    next_increment=r.next_increment,
+                    currency=r.currency,
+                    valid_from=r.valid_from,
                     valid_to=r.valid_to,
                 )
                 for r in tariffs

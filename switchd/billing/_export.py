@@ -29,6 +29,7 @@ from sqlalchemy import Engine, select
 from ._models import Cdr
 from ._queries import CdrFilter, conditions
 
+_EVERY_CDR = CdrFilter()
 FIELDS: tuple[str, ...] = tuple(column.key for column in Cdr.__table__.columns)
 
 # XML 1.0 §2.2 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]
@@ -60,7 +61,9 @@ def _text(value: object) -> str | None:
             return str(value)
 
 
-def iter_cdr_rows(engine: Engine, where: CdrFilter = CdrFilter(), *, batch: int = 1000) -> Iterator[dict[str, object]]:
+def iter_cdr_rows(
+    engine: Engine, where: CdrFilter = _EVERY_CDR, *, batch: int = 1000
+) -> Iterator[dict[str, object]]:
     """The CDRs in `where` as dicts of FIELDS, in (setup_at, id) order, streamed in `batch`es."""
     query = select(*Cdr.__table__.columns).where(*conditions(where)).order_by(Cdr.setup_at, Cdr.id)
     with engine.connect() as conn:
@@ -88,7 +91,9 @@ def _json_value(value: object) -> object:
 def _write_jsonl(rows: Iterator[dict[str, object]], out: TextIO) -> int:
     count = 0
     for row in rows:
-        out.write(json.dumps({f: _json_value(row[f]) for f in FIELDS}, ensure_ascii=False, separators=(",", ":")))
+        out.write(
+            json.dumps({f: _json_value(row[f]) for f in FIELDS}, ensure_ascii=False, separators=(",", ":"))
+        )
         out.write("\n")
         count += 1
     return count
@@ -111,7 +116,7 @@ def _write_xml(rows: Iterator[dict[str, object]], out: TextIO) -> int:
 
 
 def export_cdrs(
-    engine: Engine, out: TextIO, fmt: ExportFormat, where: CdrFilter = CdrFilter(), *, batch: int = 1000
+    engine: Engine, out: TextIO, fmt: ExportFormat, where: CdrFilter = _EVERY_CDR, *, batch: int = 1000
 ) -> int:
     """Write the CDRs in `where` to `out` as `fmt`, streaming; returns how many were written."""
     rows = iter_cdr_rows(engine, where, batch=batch)

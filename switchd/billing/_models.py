@@ -94,7 +94,7 @@ class Base(DeclarativeBase):
     """Declarative base: naming convention for constraints, UTC times, exact money."""
 
     metadata = MetaData(naming_convention=CONSTRAINT_NAMES)
-    type_annotation_map = {Decimal: Money(), datetime: UtcDateTime()}
+    type_annotation_map = {Decimal: Money(), datetime: UtcDateTime()}  # noqa: RUF012 (SQLAlchemy's API)
 
 
 class Cdr(Base):

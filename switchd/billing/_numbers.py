@@ -69,16 +69,16 @@ def normalize_number(
         international = digits
     elif international_prefix and digits.startswith(international_prefix):
         international = digits[len(international_prefix) :]
-    elif trunk_prefix and len(digits) == len(trunk_prefix) + national_digits and digits.startswith(
+    elif (
         trunk_prefix
+        and len(digits) == len(trunk_prefix) + national_digits
+        and digits.startswith(trunk_prefix)
     ):
         international = country_code + digits[len(trunk_prefix) :]
     elif len(digits) == national_digits:
         international = country_code + digits
     else:
-        raise InvalidNumber(
-            f"{raw!r} is neither international nor a {national_digits}-digit national number"
-        )
+        raise InvalidNumber(f"{raw!r} is neither international nor a {national_digits}-digit national number")
     if not 2 <= len(international) <= 15 or international.startswith("0"):
         raise InvalidNumber(f"{raw!r} gives +{international}, which is not a valid E.164 number")
     return "+" + international

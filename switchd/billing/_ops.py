@@ -29,15 +29,40 @@ class OpKind(StrEnum):
 
 
 OPEN_FIELDS = (
-    "key", "node", "call_id", "attempt", "a_from_tag", "a_to_tag", "account", "caller_raw", "caller",
-    "callee_raw", "callee", "b_attempts", "setup_at", "rate_plan", "rated", "status", "created_at", "updated_at",
+    "key",
+    "node",
+    "call_id",
+    "attempt",
+    "a_from_tag",
+    "a_to_tag",
+    "account",
+    "caller_raw",
+    "caller",
+    "callee_raw",
+    "callee",
+    "b_attempts",
+    "setup_at",
+    "rate_plan",
+    "rated",
+    "status",
+    "created_at",
+    "updated_at",
 )
 LEG_FIELDS = ("b_call_id", "gateway", "route_id", "route_prefix", "b_attempts")
 PROGRESS_FIELDS = ("key", "progress_at", *LEG_FIELDS, "updated_at")
 ANSWER_FIELDS = ("key", "answer_at", "a_to_tag", *LEG_FIELDS, "updated_at")
 CLOSE_FIELDS = (
-    "key", "end_at", "answer_at", "disposition", "sip_code", "sip_reason", "hangup_cause", "hangup_by",
-    *LEG_FIELDS, "status", "updated_at",
+    "key",
+    "end_at",
+    "answer_at",
+    "disposition",
+    "sip_code",
+    "sip_reason",
+    "hangup_cause",
+    "hangup_by",
+    *LEG_FIELDS,
+    "status",
+    "updated_at",
 )
 
 
@@ -55,8 +80,13 @@ class Op:
 
 
 def _leg(request: CdrProgress | CdrAnswer | CdrClose) -> dict[str, Any]:
-    return {"b_call_id": request.b_call_id, "gateway": request.gateway, "route_id": request.route_id,
-            "route_prefix": request.route_prefix, "b_attempts": request.b_attempts}
+    return {
+        "b_call_id": request.b_call_id,
+        "gateway": request.gateway,
+        "route_id": request.route_id,
+        "route_prefix": request.route_prefix,
+        "b_attempts": request.b_attempts,
+    }
 
 
 def op_for(
@@ -71,29 +101,62 @@ def op_for(
     key = cdr_key(node, request.call_id, request.attempt)
     match request:
         case CdrOpen():
-            return Op(OpKind.OPEN, {
-                "key": key, "node": node, "call_id": request.call_id, "attempt": request.attempt,
-                "a_from_tag": request.a_from_tag, "a_to_tag": request.a_to_tag, "account": request.account,
-                "caller_raw": request.caller, "caller": normalize_or_none(request.caller, numbering),
-                "callee_raw": request.callee, "callee": normalize_or_none(request.callee, numbering),
-                "b_attempts": 0, "setup_at": to_utc_ms(request.setup_at),
-                "rate_plan": request.rate_plan or default_plan, "rated": False, "status": CdrStatus.OPEN,
-                "created_at": now, "updated_at": now,
-            })
+            return Op(
+                OpKind.OPEN,
+                {
+                    "key": key,
+                    "node": node,
+                    "call_id": request.call_id,
+                    "attempt": request.attempt,
+                    "a_from_tag": request.a_from_tag,
+                    "a_to_tag": request.a_to_tag,
+                    "account": request.account,
+                    "caller_raw": request.caller,
+                    "caller": normalize_or_none(request.caller, numbering),
+                    "callee_raw": request.callee,
+                    "callee": normalize_or_none(request.callee, numbering),
+                    "b_attempts": 0,
+                    "setup_at": to_utc_ms(request.setup_at),
+                    "rate_plan": request.rate_plan or default_plan,
+                    "rated": False,
+                    "status": CdrStatus.OPEN,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
         case CdrProgress():
-            return Op(OpKind.PROGRESS, {"key": key, "progress_at": to_utc_ms(request.at), **_leg(request),
-                                        "updated_at": now})
+            return Op(
+                OpKind.PROGRESS,
+                {"key": key, "progress_at": to_utc_ms(request.at), **_leg(request), "updated_at": now},
+            )
         case CdrAnswer():
-            return Op(OpKind.ANSWER, {"key": key, "answer_at": to_utc_ms(request.at), "a_to_tag": request.a_to_tag,
-                                      **_leg(request), "updated_at": now})
+            return Op(
+                OpKind.ANSWER,
+                {
+                    "key": key,
+                    "answer_at": to_utc_ms(request.at),
+                    "a_to_tag": request.a_to_tag,
+                    **_leg(request),
+                    "updated_at": now,
+                },
+            )
         case CdrClose():
-            return Op(OpKind.CLOSE, {
-                "key": key, "end_at": to_utc_ms(request.end_at),
-                "answer_at": None if request.answer_at is None else to_utc_ms(request.answer_at),
-                "disposition": request.disposition, "sip_code": request.sip_code,
-                "sip_reason": request.sip_reason, "hangup_cause": request.hangup_cause,
-                "hangup_by": request.hangup_by, **_leg(request), "status": CdrStatus.CLOSED, "updated_at": now,
-            })
+            return Op(
+                OpKind.CLOSE,
+                {
+                    "key": key,
+                    "end_at": to_utc_ms(request.end_at),
+                    "answer_at": None if request.answer_at is None else to_utc_ms(request.answer_at),
+                    "disposition": request.disposition,
+                    "sip_code": request.sip_code,
+                    "sip_reason": request.sip_reason,
+                    "hangup_cause": request.hangup_cause,
+                    "hangup_by": request.hangup_by,
+                    **_leg(request),
+                    "status": CdrStatus.CLOSED,
+                    "updated_at": now,
+                },
+            )
     raise TypeError(f"billing: {request!r} is not a CDR request")
 
 
@@ -110,8 +173,11 @@ def _json_value(value: object) -> object:
 
 def encode_op(op: Op) -> str:
     """`op` as one line of JSON (no newline)."""
-    return json.dumps({"op": op.kind.value, "v": {k: _json_value(v) for k, v in op.values.items()}},
-                      separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        {"op": op.kind.value, "v": {k: _json_value(v) for k, v in op.values.items()}},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
 
 
 def _decoder(column_name: str) -> Any:
@@ -124,14 +190,14 @@ def _decoder(column_name: str) -> Any:
     return enum_class
 
 
-_DECODERS = {name: _decoder(name) for name in Cdr.__table__.columns.keys()}
+_DECODERS = {column.key: _decoder(column.key) for column in Cdr.__table__.columns}
 
 
 def decode_op(line: str) -> Op:
     """The op encoded in `line`; ValueError (or a subclass) if it is not one."""
     raw = json.loads(line)
     if not isinstance(raw, dict) or not isinstance(raw.get("v"), dict):
-        raise ValueError(f"not a spooled op: {line[:80]!r}")
+        raise ValueError(f"not a spooled op: {line[:80]!r}")  # noqa: TRY004 (a bad line, not a bad call)
     kind = OpKind(str(raw.get("op")))
     values: dict[str, Any] = {}
     for name, value in raw["v"].items():
@@ -140,5 +206,5 @@ def decode_op(line: str) -> Op:
         decode = _DECODERS[name]
         values[name] = value if value is None or decode is None else decode(value)
     if not isinstance(values.get("key"), str):
-        raise ValueError("spooled op without a key")
+        raise ValueError("spooled op without a key")  # noqa: TRY004 (a bad line, not a bad call)
     return Op(kind, values)

@@ -85,9 +85,13 @@ def conditions(where: CdrFilter) -> list[ColumnElement[bool]]:
     if where.until is not None:
         found.append(Cdr.setup_at < where.until)
     if where.caller_prefix is not None:
-        found.append(Cdr.caller.startswith(_number_prefix("caller_prefix", where.caller_prefix), autoescape=True))
+        found.append(
+            Cdr.caller.startswith(_number_prefix("caller_prefix", where.caller_prefix), autoescape=True)
+        )
     if where.callee_prefix is not None:
-        found.append(Cdr.callee.startswith(_number_prefix("callee_prefix", where.callee_prefix), autoescape=True))
+        found.append(
+            Cdr.callee.startswith(_number_prefix("callee_prefix", where.callee_prefix), autoescape=True)
+        )
     if where.account is not None:
         found.append(Cdr.account == where.account)
     if where.disposition is not None:
@@ -201,8 +205,11 @@ def summary_query(
 def rollups_answer(where: CdrFilter) -> bool:
     """True if the rollups can answer a summary under `where` (see _rollups)."""
     return (
-        where.caller_prefix is None and where.callee_prefix is None and where.node is None
-        and where.status is None and whole_days(where.since, where.until)
+        where.caller_prefix is None
+        and where.callee_prefix is None
+        and where.node is None
+        and where.status is None
+        and whole_days(where.since, where.until)
     )
 
 
@@ -252,4 +259,6 @@ def summarize(
             )
         )
     # one order on every backend (they sort NULL differently): by key, then currency, None first
-    return sorted(rows, key=lambda r: (r.key is not None, r.key or "", r.currency is not None, r.currency or ""))
+    return sorted(
+        rows, key=lambda r: (r.key is not None, r.key or "", r.currency is not None, r.currency or "")
+    )

@@ -133,11 +133,15 @@ def call_cost(tariff: Tariff, seconds: int, *, answered: bool, bill_unanswered: 
     """The cost of `seconds` billed on `tariff`, rounded once, half up, to six places."""
     if not answered:
         return to_money(tariff.connect_fee) if bill_unanswered else Decimal("0.000000")
-    exact = _EXACT.add(tariff.connect_fee, _EXACT.divide(_EXACT.multiply(tariff.price_per_minute, seconds), 60))
+    exact = _EXACT.add(
+        tariff.connect_fee, _EXACT.divide(_EXACT.multiply(tariff.price_per_minute, seconds), 60)
+    )
     return exact.quantize(MICRO, rounding=ROUND_HALF_UP)
 
 
-def rate_call(deck: RateDeck, number: str | None, *, setup_at: datetime, billable_ms: int | None) -> Rating | None:
+def rate_call(
+    deck: RateDeck, number: str | None, *, setup_at: datetime, billable_ms: int | None
+) -> Rating | None:
     """Rate one call on `deck`; None if `number` is missing or no tariff matches (unrated).
 
     `billable_ms` is answer → end in ms, or None for a call that was never answered.

@@ -42,8 +42,15 @@ RollupKey = tuple[str, str, str, str, str]
 
 
 def add_close(
-    deltas: dict[RollupKey, Totals], *, setup_at: datetime, account: str | None, rate_prefix: str | None,
-    disposition: Disposition, currency: str | None, billable_ms: int | None, billed_seconds: int | None,
+    deltas: dict[RollupKey, Totals],
+    *,
+    setup_at: datetime,
+    account: str | None,
+    rate_prefix: str | None,
+    disposition: Disposition,
+    currency: str | None,
+    billable_ms: int | None,
+    billed_seconds: int | None,
     cost: Decimal | None,
 ) -> None:
     """Count one closed CDR into `deltas`."""
@@ -63,8 +70,14 @@ def add_close(
 def delta_rows(deltas: dict[RollupKey, Totals]) -> list[dict[str, Any]]:
     """`deltas` as upsert rows."""
     return [
-        {**dict(zip(KEY_COLUMNS, key, strict=True)), "calls": t.calls, "answered": t.answered,
-         "billable_ms": t.billable_ms, "billed_seconds": t.billed_seconds, "cost": t.cost}
+        {
+            **dict(zip(KEY_COLUMNS, key, strict=True)),
+            "calls": t.calls,
+            "answered": t.answered,
+            "billable_ms": t.billable_ms,
+            "billed_seconds": t.billed_seconds,
+            "cost": t.cost,
+        }
         for key, t in deltas.items()
     ]
 
@@ -95,16 +108,25 @@ def rebuild_rollups(session: Session) -> int:
     answered = Cdr.disposition == Disposition.ANSWERED
     source = (
         select(
-            day_expression(dialect), func.coalesce(Cdr.account, ""), func.coalesce(Cdr.rate_prefix, ""),
-            Cdr.disposition, func.coalesce(Cdr.currency, ""), func.count(),
+            day_expression(dialect),
+            func.coalesce(Cdr.account, ""),
+            func.coalesce(Cdr.rate_prefix, ""),
+            Cdr.disposition,
+            func.coalesce(Cdr.currency, ""),
+            func.count(),
             func.sum(case((answered, 1), else_=0)),
             func.coalesce(func.sum(case((answered, Cdr.billable_ms), else_=0)), 0),
             func.coalesce(func.sum(Cdr.billed_seconds), 0),
             func.coalesce(func.sum(Cdr.cost), literal_column("0")),
         )
         .where(Cdr.status != CdrStatus.OPEN, Cdr.disposition.is_not(None))
-        .group_by(literal_column("1"), literal_column("2"), literal_column("3"), literal_column("4"),
-                  literal_column("5"))
+        .group_by(
+            literal_column("1"),
+            literal_column("2"),
+            literal_column("3"),
+            literal_column("4"),
+            literal_column("5"),
+        )
     )
     session.execute(delete(ROLLUPS))
     session.execute(insert(ROLLUPS).from_select([*KEY_COLUMNS, *SUM_COLUMNS], source))
@@ -125,8 +147,15 @@ def rollup_rows(session: Session, group: Any, conditions: Iterable[Any]) -> Any:
     """Sums of the rollups grouped by `group`, under `conditions` on the rollup columns."""
     key = group.label("key")
     return session.execute(
-        select(key, ROLLUPS.c.currency, func.sum(ROLLUPS.c.calls), func.sum(ROLLUPS.c.answered),
-               func.sum(ROLLUPS.c.billable_ms), func.sum(ROLLUPS.c.billed_seconds), func.sum(ROLLUPS.c.cost))
+        select(
+            key,
+            ROLLUPS.c.currency,
+            func.sum(ROLLUPS.c.calls),
+            func.sum(ROLLUPS.c.answered),
+            func.sum(ROLLUPS.c.billable_ms),
+            func.sum(ROLLUPS.c.billed_seconds),
+            func.sum(ROLLUPS.c.cost),
+        )
         .where(*conditions)
         .group_by(key, ROLLUPS.c.currency)
         .order_by(key, ROLLUPS.c.currency)

@@ -1,8 +1,9 @@
 """The spool: an append-only, fsync'd JSON-lines file of ops the database could not take.
 
 While the database is down, the store appends each batch here and fsyncs before it replies, so
-a spooled op is as durable as a committed one. When the database is back, `read()` hands the
-ops back in order, the writer applies them (idempotently) and `clear()` removes the file.
+a spooled op is as durable as a committed one. When the database is back, `read()` streams the
+ops back in order, in chunks; the writer applies them (idempotently) and `clear()` removes the
+file.
 
 A crash in the middle of an append can leave a torn last line. Its op was never acknowledged
 (the reply waits for the fsync), so the line is dropped with a warning. A malformed line
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,7 +47,9 @@ class Spool:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise StoreUnavailable(f"cannot spool {len(ops)} CDR writes to {self.path}: {exc.strerror}") from exc
+            raise StoreUnavailable(
+                f"cannot spool {len(ops)} CDR writes to {self.path}: {exc.strerror}"
+            ) from exc
 
     def pending(self) -> bool:
         """True if the spool holds anything."""
@@ -55,36 +58,58 @@ class Spool:
         except FileNotFoundError:
             return False
 
-    def read(self) -> list[Op]:
-        """Every spooled op, in the order it was appended (see the module docstring for bad lines)."""
+    def read(self, chunk: int = 1000) -> Iterator[list[Op]]:
+        """The spooled ops in append order, `chunk` at a time, streamed from the file.
+
+        An outage of hours can spool millions of ops; they are never all in memory at once. See
+        the module docstring for torn and damaged lines.
+        """
         try:
-            lines = self.path.read_bytes().split(b"\n")
+            spool = self.path.open("rb")
         except FileNotFoundError:
-            return []
-        ops: list[Op] = []
-        last = len(lines) - 1  # after the final "\n" comes b"" unless the last line is torn
-        for number, line in enumerate(lines, start=1):
-            if not line:
-                continue
-            try:
-                ops.append(decode_op(line.decode()))
-            except (UnicodeDecodeError, ValueError) as exc:
-                if number - 1 == last:
-                    log.warning("spool %s: dropping a torn last line (an unacknowledged write)", self.path,
-                                extra={"spool": str(self.path)})
+            return
+        with spool:
+            ops: list[Op] = []
+            for number, line in enumerate(spool, start=1):
+                if not line.endswith(b"\n"):  # only the last line can lack its newline: torn
+                    log.warning(
+                        "spool %s:%d: dropping a torn last line (an unacknowledged write)",
+                        self.path,
+                        number,
+                        extra={"spool": str(self.path)},
+                    )
+                    break
+                if not line.strip():
                     continue
-                self._bad_lines += 1
-                log.error("spool %s:%d: skipping a malformed line: %s", self.path, number, exc,
-                          extra={"spool": str(self.path), "line": number})
-        return ops
+                try:
+                    ops.append(decode_op(line.decode()))
+                except (UnicodeDecodeError, ValueError) as exc:
+                    self._bad_lines += 1
+                    log.error(
+                        "spool %s:%d: skipping a malformed line: %s",
+                        self.path,
+                        number,
+                        exc,
+                        extra={"spool": str(self.path), "line": number},
+                    )
+                    continue
+                if len(ops) >= chunk:
+                    yield ops
+                    ops = []
+            if ops:
+                yield ops
 
     def clear(self) -> None:
         """Remove the replayed spool (or keep it aside if it had malformed lines)."""
         if self._bad_lines:
             kept = self.path.with_name(f"{self.path.name}.bad-{datetime.now(UTC):%Y%m%dT%H%M%S}")
             self.path.rename(kept)
-            log.error("spool had %d malformed line(s); kept as %s", self._bad_lines, kept,
-                      extra={"spool": str(kept)})
+            log.error(
+                "spool had %d malformed line(s); kept as %s",
+                self._bad_lines,
+                kept,
+                extra={"spool": str(kept)},
+            )
             self._bad_lines = 0
         else:
             self.path.unlink(missing_ok=True)

@@ -90,7 +90,7 @@ class BillingStoreConfig:
     node: str = "switchd"
     spool_dir: Path = Path("data/cdr-spool")
     default_plan: str = "default"
-    numbering: NumberingPlan = NumberingPlan()
+    numbering: NumberingPlan = field(default_factory=NumberingPlan)
     rate_deck: Path | None = None
     deck_currency: str = "USD"
     migrate: bool = True
@@ -181,8 +181,9 @@ class BillingStore(GenServer[_State]):
     """The CDR store of one node (see the module docstring for how it batches and spools)."""
 
     @classmethod
-    async def start_link(cls, *args: Any, name: str | None = None,
-                         task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED) -> None:
+    async def start_link(
+        cls, *args: Any, name: str | None = None, task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run a store: ``await nursery.start(partial(BillingStore.start_link, config, name="billing"))``.
 
         Its writer task runs in a nursery of the store's own task, so it lives and dies with it.
@@ -209,22 +210,38 @@ class BillingStore(GenServer[_State]):
         deck = None
         if config.rate_deck is not None:
             deck = await trio.to_thread.run_sync(
-                partial(read_deck_file, config.rate_deck, plan=config.default_plan, currency=config.deck_currency),
+                partial(
+                    read_deck_file, config.rate_deck, plan=config.default_plan, currency=config.deck_currency
+                ),
                 limiter=limiter,
             )
         engine = open_engine(config.url)
         outbox, inbox = trio.open_memory_channel[_Batch](1)
-        state = _State(config, engine, Writer(engine), Spool(config.spool_dir / f"{config.node}.jsonl"), limiter,
-                       outbox, deck_to_store=deck)
+        state = _State(
+            config,
+            engine,
+            Writer(engine),
+            Spool(config.spool_dir / f"{config.node}.jsonl"),
+            limiter,
+            outbox,
+            deck_to_store=deck,
+        )
         await self._connect(state)
         nursery.start_soon(self._write_batches, state, inbox, self_pid())
         return state
 
-    async def handle_call(self, request: object, caller: Caller, state: _State) -> Reply[_State] | NoReply[_State]:
+    async def handle_call(
+        self, request: object, caller: Caller, state: _State
+    ) -> Reply[_State] | NoReply[_State]:
         if isinstance(request, _WRITES):
             cfg = state.config
-            op = op_for(request, node=cfg.node, default_plan=cfg.default_plan, numbering=cfg.numbering,
-                        now=to_utc_ms(datetime.now(UTC)))
+            op = op_for(
+                request,
+                node=cfg.node,
+                default_plan=cfg.default_plan,
+                numbering=cfg.numbering,
+                now=to_utc_ms(datetime.now(UTC)),
+            )
             state.pending.append((op, caller))
             if len(state.pending) >= cfg.max_batch:
                 await self._dispatch(state)
@@ -234,8 +251,12 @@ class BillingStore(GenServer[_State]):
             return NoReply(state)
         match request:
             case ReloadRates(path, plan, currency):
-                read = partial(read_deck_file, path, plan=plan or state.config.default_plan,
-                               currency=currency or state.config.deck_currency)
+                read = partial(
+                    read_deck_file,
+                    path,
+                    plan=plan or state.config.default_plan,
+                    currency=currency or state.config.deck_currency,
+                )
                 return Reply(await self._set_rates(state, read), state)
             case SetRates(deck):
                 return Reply(await self._set_rates(state, lambda: deck), state)
@@ -293,7 +314,9 @@ class BillingStore(GenServer[_State]):
         except StoreUnavailable as exc:
             return exc
 
-    async def _write_batches(self, state: _State, inbox: trio.MemoryReceiveChannel[_Batch], store: Pid) -> None:
+    async def _write_batches(
+        self, state: _State, inbox: trio.MemoryReceiveChannel[_Batch], store: Pid
+    ) -> None:
         """The writer task: commit each batch the store dispatches, then tell the store.
 
         While it commits, the store goes on taking calls into the next batch (pipelining).
@@ -318,12 +341,18 @@ class BillingStore(GenServer[_State]):
         state.in_flight_result = None
         state.outbox.send_nowait(batch)  # room for one, and only one batch is ever in flight
 
-    async def _finish(self, state: _State, batch: _Batch, result: list[BillingError | None] | StoreUnavailable) -> None:
+    async def _finish(
+        self, state: _State, batch: _Batch, result: list[BillingError | None] | StoreUnavailable
+    ) -> None:
         """Answer a batch's callers once it is committed, or spool it (and all after it) on an outage."""
         if isinstance(result, StoreUnavailable):
             if not state.spooling:
-                log.error("billing database unavailable, spooling CDRs to %s: %s", state.spool.path, result,
-                          extra={"spool": str(state.spool.path)})
+                log.error(
+                    "billing database unavailable, spooling CDRs to %s: %s",
+                    state.spool.path,
+                    result,
+                    extra={"spool": str(state.spool.path)},
+                )
                 state.connected = False
                 state.spooling = True
                 self._schedule_retry(state)
@@ -338,8 +367,11 @@ class BillingStore(GenServer[_State]):
         try:
             await self._thread(state, partial(state.spool.append, [op for op, _ in batch]))
         except StoreUnavailable as exc:
-            log.critical("CDRs can be written neither to the database nor to the spool: %s", exc,
-                         extra={"spool": str(state.spool.path)})
+            log.critical(
+                "CDRs can be written neither to the database nor to the spool: %s",
+                exc,
+                extra={"spool": str(state.spool.path)},
+            )
             for _, caller in batch:
                 caller.reply(exc)
             return
@@ -360,15 +392,22 @@ class BillingStore(GenServer[_State]):
             replayed, recovered = await self._thread(state, partial(self._startup, state, recover))
         except (StoreUnavailable, MigrationError) as exc:
             if not state.spooling:
-                log.error("billing database unavailable, spooling CDRs to %s: %s", state.spool.path, exc,
-                          extra={"spool": str(state.spool.path)})
+                log.error(
+                    "billing database unavailable, spooling CDRs to %s: %s",
+                    state.spool.path,
+                    exc,
+                    extra={"spool": str(state.spool.path)},
+                )
             state.connected = False
             state.spooling = True
             self._schedule_retry(state)
             return
         if state.spooling or replayed:
-            log.warning("billing database reachable again: %d spooled op(s) replayed", replayed,
-                        extra={"replayed": replayed})
+            log.warning(
+                "billing database reachable again: %d spooled op(s) replayed",
+                replayed,
+                extra={"replayed": replayed},
+            )
         if recover:
             done.add((cfg.url, cfg.node))
         state.connected = True
@@ -383,8 +422,13 @@ class BillingStore(GenServer[_State]):
             upgrade(state.engine)
         if state.deck_to_store is not None:
             count = state.writer.replace_deck(state.deck_to_store, datetime.now(UTC))
-            log.info("rate plan %r loaded from %s: %d tariffs", state.deck_to_store.plan, cfg.rate_deck, count,
-                     extra={"plan": state.deck_to_store.plan, "tariffs": count})
+            log.info(
+                "rate plan %r loaded from %s: %d tariffs",
+                state.deck_to_store.plan,
+                cfg.rate_deck,
+                count,
+                extra={"plan": state.deck_to_store.plan, "tariffs": count},
+            )
             state.deck_to_store = None
         state.writer.load_decks()
         replayed = self._replay(state)
@@ -392,35 +436,49 @@ class BillingStore(GenServer[_State]):
         if recover:
             ops = state.writer.recover(cfg.node, datetime.now(UTC), cfg.max_batch)
             for op in ops:
-                log.warning("CDR %s… left open by a previous run closed as recovered, end %s",
-                            op.key[:12], op.values["end_at"].isoformat(), extra={"cdr_key": op.key})
+                log.warning(
+                    "CDR %s… left open by a previous run closed as recovered, end %s",
+                    op.key[:12],
+                    op.values["end_at"].isoformat(),
+                    extra={"cdr_key": op.key},
+                )
             if ops:
-                log.warning("recovered %d open CDR(s) of node %s", len(ops), cfg.node,
-                            extra={"recovered": len(ops), "node": cfg.node})
+                log.warning(
+                    "recovered %d open CDR(s) of node %s",
+                    len(ops),
+                    cfg.node,
+                    extra={"recovered": len(ops), "node": cfg.node},
+                )
             recovered = len(ops)
         return replayed, recovered
 
     def _replay(self, state: _State) -> int:
+        """Apply the spool to the database in `max_batch` transactions, then remove it."""
         if not state.spool.pending():
             return 0
-        ops = state.spool.read()
-        size = state.config.max_batch
-        for start in range(0, len(ops), size):
-            chunk = ops[start:start + size]
+        replayed = 0
+        for chunk in state.spool.read(state.config.max_batch):
             for op, outcome in zip(chunk, state.writer.apply(chunk), strict=True):
                 if isinstance(outcome, UnknownCdr):
-                    log.error("spooled %s op cannot be placed: %s", op.kind, outcome, extra={"cdr_key": op.key})
+                    log.error(
+                        "spooled %s op cannot be placed: %s", op.kind, outcome, extra={"cdr_key": op.key}
+                    )
+            replayed += len(chunk)
             state.written_ops += len(chunk)
             state.batches += 1
         state.spool.clear()
-        return len(ops)
+        return replayed
 
     async def _set_rates(self, state: _State, read: Callable[[], RateDeck]) -> int | BillingError:
         def load() -> int:
             deck = read()
             count = state.writer.replace_deck(deck, datetime.now(UTC))
-            log.info("rate plan %r replaced: %d tariffs", deck.plan, count,
-                     extra={"plan": deck.plan, "tariffs": count})
+            log.info(
+                "rate plan %r replaced: %d tariffs",
+                deck.plan,
+                count,
+                extra={"plan": deck.plan, "tariffs": count},
+            )
             return count
 
         try:
@@ -430,8 +488,15 @@ class BillingStore(GenServer[_State]):
             return exc
 
     def _status(self, state: _State) -> StoreStatus:
-        return StoreStatus(state.connected, state.spooling, state.spooled_ops, state.written_ops, state.batches,
-                           state.recovered, tuple(sorted(state.writer.decks)))
+        return StoreStatus(
+            state.connected,
+            state.spooling,
+            state.spooled_ops,
+            state.written_ops,
+            state.batches,
+            state.recovered,
+            tuple(sorted(state.writer.decks)),
+        )
 
 
 def _recovered_this_run() -> set[tuple[str, str]]:
@@ -445,7 +510,9 @@ def _recovered_this_run() -> set[tuple[str, str]]:
 
 def billing_child_spec(config: BillingStoreConfig, *, name: str = NAME, shutdown: float = 10.0) -> ChildSpec:
     """The supervisor child spec of a BillingStore registered as `name` (id "billing")."""
-    return ChildSpec(id="billing", start=partial(BillingStore.start_link, config, name=name), shutdown=shutdown)
+    return ChildSpec(
+        id="billing", start=partial(BillingStore.start_link, config, name=name), shutdown=shutdown
+    )
 
 
 # -- client API: what the switch calls, by registered name ------------------------------------------
@@ -483,7 +550,11 @@ async def close_cdr(request: CdrClose, *, server: Pid | str = NAME, timeout: flo
 
 
 async def reload_rates(
-    path: Path, *, plan: str | None = None, currency: str | None = None, server: Pid | str = NAME,
+    path: Path,
+    *,
+    plan: str | None = None,
+    currency: str | None = None,
+    server: Pid | str = NAME,
     timeout: float = 60.0,
 ) -> int:
     """Replace a plan's deck with the deck file `path` (hot reload); returns the tariff count.

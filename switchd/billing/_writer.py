@@ -84,29 +84,61 @@ def _update(values: dict[str, Any]) -> Any:
     return (
         _TABLE.update()
         # the constant is SQL text, not a parameter: the batch rows carry only p_* values
-        .where(_TABLE.c.key == bindparam("p_key"), _TABLE.c.status == literal_column(f"'{CdrStatus.OPEN.value}'"))
+        .where(
+            _TABLE.c.key == bindparam("p_key"), _TABLE.c.status == literal_column(f"'{CdrStatus.OPEN.value}'")
+        )
         .values(**values)
     )
 
 
-_PROGRESS = _update({
-    "progress_at": _first_wins("progress_at"), **{n: _keep_or_set(n) for n in LEG_FIELDS},
-    "updated_at": _param("updated_at"),
-})
-_ANSWER = _update({
-    "answer_at": _first_wins("answer_at"), "a_to_tag": _keep_or_set("a_to_tag"),
-    **{n: _keep_or_set(n) for n in LEG_FIELDS}, "updated_at": _param("updated_at"),
-})
-_RATED_FIELDS = (
-    "duration_ms", "billable_ms", "rated", "rate_prefix", "rate_per_minute", "rate_connect_fee",
-    "rate_first_increment", "rate_next_increment", "billed_seconds", "cost", "currency",
+_PROGRESS = _update(
+    {
+        "progress_at": _first_wins("progress_at"),
+        **{n: _keep_or_set(n) for n in LEG_FIELDS},
+        "updated_at": _param("updated_at"),
+    }
 )
-_CLOSE = _update({
-    **{n: _param(n) for n in ("end_at", "disposition", "sip_code", "sip_reason", "hangup_cause", "hangup_by",
-                              "status", "updated_at", *_RATED_FIELDS)},
-    "answer_at": _first_wins("answer_at"),
-    **{n: _keep_or_set(n) for n in LEG_FIELDS},
-})
+_ANSWER = _update(
+    {
+        "answer_at": _first_wins("answer_at"),
+        "a_to_tag": _keep_or_set("a_to_tag"),
+        **{n: _keep_or_set(n) for n in LEG_FIELDS},
+        "updated_at": _param("updated_at"),
+    }
+)
+_RATED_FIELDS = (
+    "duration_ms",
+    "billable_ms",
+    "rated",
+    "rate_prefix",
+    "rate_per_minute",
+    "rate_connect_fee",
+    "rate_first_increment",
+    "rate_next_increment",
+    "billed_seconds",
+    "cost",
+    "currency",
+)
+_CLOSE = _update(
+    {
+        **{
+            n: _param(n)
+            for n in (
+                "end_at",
+                "disposition",
+                "sip_code",
+                "sip_reason",
+                "hangup_cause",
+                "hangup_by",
+                "status",
+                "updated_at",
+                *_RATED_FIELDS,
+            )
+        },
+        "answer_at": _first_wins("answer_at"),
+        **{n: _keep_or_set(n) for n in LEG_FIELDS},
+    }
+)
 
 
 def _params(values: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
@@ -165,9 +197,14 @@ class _Statement:
         # One generated function per statement builds a driver row from an op's dict, like
         # namedtuple and dataclasses generate theirs: a generic loop costs twice as much.
         encoders = {f"e{i}": _encoder(table, p.removeprefix("p_"), dialect) for i, p in enumerate(params)}
-        items = [f"row[{p!r}]" if encoders[f"e{i}"] is None else f"e{i}(row[{p!r}])" for i, p in enumerate(params)]
-        body = f"({', '.join(items)},)" if positional else "{" + ", ".join(
-            f"{p!r}: {item}" for p, item in zip(params, items, strict=True)) + "}"
+        items = [
+            f"row[{p!r}]" if encoders[f"e{i}"] is None else f"e{i}(row[{p!r}])" for i, p in enumerate(params)
+        ]
+        body = (
+            f"({', '.join(items)},)"
+            if positional
+            else "{" + ", ".join(f"{p!r}: {item}" for p, item in zip(params, items, strict=True)) + "}"
+        )
         namespace: dict[str, Any] = {k: v for k, v in encoders.items() if v is not None}
         exec(f"def build(row):\n    return {body}\n", namespace)  # noqa: S102 (names and reprs only)
         self._build: Callable[[dict[str, Any]], Any] = namespace["build"]
@@ -185,12 +222,15 @@ class Writer:
         self.decks: dict[str, RateDeck] = dict(decks or {})
         self._known: dict[str, _Known] = {}
         insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
-        self._open = _Statement(insert(_TABLE).on_conflict_do_nothing(index_elements=["key"]), engine, OPEN_FIELDS)
+        self._open = _Statement(
+            insert(_TABLE).on_conflict_do_nothing(index_elements=["key"]), engine, OPEN_FIELDS
+        )
         self._progress = _Statement(_PROGRESS, engine)
         self._answer = _Statement(_ANSWER, engine)
         self._close = _Statement(_CLOSE, engine)
-        self._rollup = _Statement(upsert_statement(engine.dialect.name), engine, [*KEY_COLUMNS, *SUM_COLUMNS],
-                                  ROLLUPS)
+        self._rollup = _Statement(
+            upsert_statement(engine.dialect.name), engine, [*KEY_COLUMNS, *SUM_COLUMNS], ROLLUPS
+        )
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -229,10 +269,17 @@ class Writer:
                         row = self._closed(op.values, info)
                         if op.key not in finished and op.key not in closed:  # takes effect: count it once
                             rows.append(row)
-                            add_close(deltas, setup_at=info.setup_at, account=info.account,
-                                      rate_prefix=row["p_rate_prefix"], disposition=row["p_disposition"],
-                                      currency=row["p_currency"], billable_ms=row["p_billable_ms"],
-                                      billed_seconds=row["p_billed_seconds"], cost=row["p_cost"])
+                            add_close(
+                                deltas,
+                                setup_at=info.setup_at,
+                                account=info.account,
+                                rate_prefix=row["p_rate_prefix"],
+                                disposition=row["p_disposition"],
+                                currency=row["p_currency"],
+                                billable_ms=row["p_billable_ms"],
+                                billed_seconds=row["p_billed_seconds"],
+                                cost=row["p_cost"],
+                            )
                         closed.add(op.key)
                     if rows:
                         self._close.run(conn, rows)
@@ -274,7 +321,7 @@ class Writer:
         t = _TABLE
         columns = (t.c.key, t.c.callee, t.c.setup_at, t.c.answer_at, t.c.rate_plan, t.c.account, t.c.status)
         for start in range(0, len(missing), _SELECT_CHUNK):
-            chunk = missing[start:start + _SELECT_CHUNK]
+            chunk = missing[start : start + _SELECT_CHUNK]
             for key, callee, setup_at, answer_at, plan, account, status in conn.execute(
                 select(*columns).where(t.c.key.in_(chunk))
             ):
@@ -293,17 +340,36 @@ class Writer:
         billable = None if answer_at is None else max(0, (end_at - answer_at) // _MS)
         row["billable_ms"] = billable
         deck = self.decks.get(info.rate_plan)
-        rating = None if deck is None else rate_call(deck, info.callee, setup_at=info.setup_at, billable_ms=billable)
+        rating = (
+            None
+            if deck is None
+            else rate_call(deck, info.callee, setup_at=info.setup_at, billable_ms=billable)
+        )
         if rating is None:
-            row.update(rated=False, rate_prefix=None, rate_per_minute=None, rate_connect_fee=None,
-                       rate_first_increment=None, rate_next_increment=None, billed_seconds=None, cost=None,
-                       currency=None)
+            row.update(
+                rated=False,
+                rate_prefix=None,
+                rate_per_minute=None,
+                rate_connect_fee=None,
+                rate_first_increment=None,
+                rate_next_increment=None,
+                billed_seconds=None,
+                cost=None,
+                currency=None,
+            )
         else:
             t = rating.tariff
-            row.update(rated=True, rate_prefix=t.prefix, rate_per_minute=t.price_per_minute,
-                       rate_connect_fee=t.connect_fee, rate_first_increment=t.first_increment,
-                       rate_next_increment=t.next_increment, billed_seconds=rating.billed_seconds,
-                       cost=rating.cost, currency=t.currency)
+            row.update(
+                rated=True,
+                rate_prefix=t.prefix,
+                rate_per_minute=t.price_per_minute,
+                rate_connect_fee=t.connect_fee,
+                rate_first_increment=t.first_increment,
+                rate_next_increment=t.next_increment,
+                billed_seconds=rating.billed_seconds,
+                cost=rating.cost,
+                currency=t.currency,
+            )
         return _params(row, (*CLOSE_FIELDS, *_RATED_FIELDS))
 
     # -- start-up: decks and recovery ------------------------------------------------------------
@@ -345,13 +411,24 @@ class Writer:
         ops = []
         for key, setup_at, progress_at, answer_at, updated_at in rows:
             end = max(x for x in (setup_at, progress_at, answer_at, updated_at) if x is not None)
-            ops.append(Op(OpKind.CLOSE, {
-                "key": key, "end_at": end, "answer_at": None,
-                "disposition": Disposition.ANSWERED if answer_at is not None else Disposition.FAILED,
-                "sip_code": None, "sip_reason": None, "hangup_cause": "recovered",
-                "hangup_by": HangupParty.SWITCH, **dict.fromkeys(LEG_FIELDS),
-                "status": CdrStatus.RECOVERED, "updated_at": now,
-            }))
+            ops.append(
+                Op(
+                    OpKind.CLOSE,
+                    {
+                        "key": key,
+                        "end_at": end,
+                        "answer_at": None,
+                        "disposition": Disposition.ANSWERED if answer_at is not None else Disposition.FAILED,
+                        "sip_code": None,
+                        "sip_reason": None,
+                        "hangup_cause": "recovered",
+                        "hangup_by": HangupParty.SWITCH,
+                        **dict.fromkeys(LEG_FIELDS),
+                        "status": CdrStatus.RECOVERED,
+                        "updated_at": now,
+                    },
+                )
+            )
         for start in range(0, len(ops), batch):
-            self.apply(ops[start:start + batch])
+            self.apply(ops[start : start + batch])
         return ops

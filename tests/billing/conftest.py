@@ -61,7 +61,9 @@ class PgCluster:
     def _pg_ctl(self, *args: str) -> None:
         subprocess.run(
             [*self.as_postgres, str(self.bin_dir / "pg_ctl"), "-D", str(self.data), *args],
-            check=True, capture_output=True, timeout=60,
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
 
     def start(self) -> None:
@@ -89,9 +91,22 @@ def pg_cluster() -> Iterator[PgCluster]:
     cluster = PgCluster(initdb.parent, base, _free_port(), as_postgres)
     try:
         subprocess.run(
-            [*as_postgres, str(initdb), "-D", str(cluster.data), "-A", "trust", "-U", "postgres",
-             "-E", "UTF8", "--no-sync"],
-            check=True, capture_output=True, timeout=120,
+            [
+                *as_postgres,
+                str(initdb),
+                "-D",
+                str(cluster.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
         cluster.start()
         yield cluster

@@ -41,24 +41,29 @@ def test_the_sample_csv_and_xml_decks_describe_the_same_tariffs() -> None:
 
 def test_csv_defaults_fill_the_optional_columns() -> None:
     deck = parse_csv("prefix,price_per_minute\n+33,0.05\n", plan="fr", currency="EUR")
-    assert deck.tariffs == (
-        Tariff(prefix="33", price_per_minute=Decimal("0.05"), currency="EUR"),
-    )
+    assert deck.tariffs == (Tariff(prefix="33", price_per_minute=Decimal("0.05"), currency="EUR"),)
     assert (deck.plan, deck.currency) == ("fr", "EUR")
 
 
 @pytest.mark.parametrize(
     ("body", "where", "problem"),
     [
-        (f"{HEADER}\n44,UK,0.02,0,60,60,USD,,\n45,DK,zero,0,60,60,USD,,\n", "deck.csv:3", "price_per_minute 'zero'"),
+        (
+            f"{HEADER}\n44,UK,0.02,0,60,60,USD,,\n45,DK,zero,0,60,60,USD,,\n",
+            "deck.csv:3",
+            "price_per_minute 'zero'",
+        ),
         (f"# comment\n{HEADER}\n44,UK,0.02,0,60,60,USD,,\n44,UK,0.03,0,60\n", "deck.csv:4", "5 fields"),
         (f"{HEADER}\n4x,UK,0.02,0,60,60,USD,,\n", "deck.csv:2", "prefix '4x'"),
         (f"{HEADER}\n44,UK,0.02,0,0,60,USD,,\n", "deck.csv:2", "first_increment '0'"),
         (f"{HEADER}\n44,UK,0.02,0,60,60,usd,,\n", "deck.csv:2", "currency 'usd'"),
         (f"{HEADER}\n44,UK,0.02,0,60,60,USD,yesterday,\n", "deck.csv:2", "valid_from 'yesterday'"),
         (f"{HEADER}\n44,UK,0.0200001,0,60,60,USD,,\n", "deck.csv:2", "at most 6 decimal places"),
-        (f"{HEADER}\n44,UK,0.02,0,60,60,USD,,\n44,UK,0.03,0,60,60,USD,2026-01-01,\n", "deck.csv:3",
-         "overlaps the tariff at deck.csv:2"),
+        (
+            f"{HEADER}\n44,UK,0.02,0,60,60,USD,,\n44,UK,0.03,0,60,60,USD,2026-01-01,\n",
+            "deck.csv:3",
+            "overlaps the tariff at deck.csv:2",
+        ),
         ("prefix,price,extra\n", "deck.csv:1", "unknown column(s) 'price', 'extra'"),
         ("# only a comment\n", "deck.csv", "no header"),
         (f"{HEADER}\n", "deck.csv", "no rates"),
@@ -87,15 +92,29 @@ def test_xml_carries_the_plan_name_currency_and_unanswered_policy() -> None:
 @pytest.mark.parametrize(
     ("body", "where", "problem"),
     [
-        (b'<rate-plan>\n<rate prefix="33"/>\n</rate-plan>', "deck.xml:2 <rate prefix='33'>", "missing price_per_minute"),
-        (b'<rate-plan>\n\n<rate prefix="33" price_per_minute="x"/>\n</rate-plan>', "deck.xml:3 <rate prefix='33'>",
-         "price_per_minute 'x'"),
-        (b'<rate-plan>\n<rate prefix="33" price_per_minute="1" colour="red"/>\n</rate-plan>',
-         "deck.xml:2 <rate prefix='33'>", "unknown attribute(s) colour"),
-        (b'<rates>\n</rates>', "deck.xml:1 <rates>", "root element"),
-        (b'<rate-plan>\n<tariff/>\n</rate-plan>', "deck.xml:2 <tariff>", "only <rate>"),
+        (
+            b'<rate-plan>\n<rate prefix="33"/>\n</rate-plan>',
+            "deck.xml:2 <rate prefix='33'>",
+            "missing price_per_minute",
+        ),
+        (
+            b'<rate-plan>\n\n<rate prefix="33" price_per_minute="x"/>\n</rate-plan>',
+            "deck.xml:3 <rate prefix='33'>",
+            "price_per_minute 'x'",
+        ),
+        (
+            b'<rate-plan>\n<rate prefix="33" price_per_minute="1" colour="red"/>\n</rate-plan>',
+            "deck.xml:2 <rate prefix='33'>",
+            "unknown attribute(s) colour",
+        ),
+        (b"<rates>\n</rates>", "deck.xml:1 <rates>", "root element"),
+        (b"<rate-plan>\n<tariff/>\n</rate-plan>", "deck.xml:2 <tariff>", "only <rate>"),
         (b'<rate-plan bill_unanswered="yes"/>', "deck.xml:1 <rate-plan>", "'yes' is not true or false"),
-        (b'<rate-plan>\n<rate prefix="33" price_per_minute="1">\n</rate-plan>', "deck.xml:3", "not well-formed"),
+        (
+            b'<rate-plan>\n<rate prefix="33" price_per_minute="1">\n</rate-plan>',
+            "deck.xml:3",
+            "not well-formed",
+        ),
         (b"<rate-plan/>", "deck.xml", "no <rate> elements"),
     ],
 )
@@ -124,7 +143,9 @@ def test_an_unreadable_or_non_utf8_file_is_a_rate_deck_error(tmp_path: Path) -> 
 
 
 def _deck(plan: str, *prices: str) -> RateDeck:
-    return RateDeck(plan, tuple(Tariff(prefix=str(40 + n), price_per_minute=Decimal(p)) for n, p in enumerate(prices)))
+    return RateDeck(
+        plan, tuple(Tariff(prefix=str(40 + n), price_per_minute=Decimal(p)) for n, p in enumerate(prices))
+    )
 
 
 def test_storing_a_deck_replaces_the_plans_tariffs_and_leaves_other_plans(engine: Engine) -> None:

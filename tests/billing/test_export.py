@@ -16,12 +16,12 @@ from switchd.billing import CDR_FIELDS, CdrFilter, ExportFormat, export_cdrs
 
 from .factories import cdr_row, insert_cdrs
 
-NASTY = 'Busy <here> & "there" \'now\'\x01 ünïcode'
+NASTY = "Busy <here> & \"there\" 'now'\x01 ünïcode"
 
 
-def _export(engine: Engine, fmt: ExportFormat, where: CdrFilter = CdrFilter()) -> tuple[int, str]:
+def _export(engine: Engine, fmt: ExportFormat, where: CdrFilter | None = None) -> tuple[int, str]:
     out = io.StringIO()
-    count = export_cdrs(engine, out, fmt, where)
+    count = export_cdrs(engine, out, fmt, where or CdrFilter())
     return count, out.getvalue()
 
 

@@ -17,10 +17,19 @@ T0 = datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC)
 
 def _cdr(n: int, **fields: object) -> Cdr:
     values: dict[str, object] = {
-        "key": cdr_key("n1", f"call-{n}", 1), "node": "n1", "call_id": f"call-{n}", "attempt": 1,
-        "caller_raw": "sip:+15551230000@a", "callee_raw": "+442071234567", "b_attempts": 0,
-        "setup_at": T0, "rate_plan": "default", "rated": False, "status": CdrStatus.OPEN,
-        "created_at": T0, "updated_at": T0,
+        "key": cdr_key("n1", f"call-{n}", 1),
+        "node": "n1",
+        "call_id": f"call-{n}",
+        "attempt": 1,
+        "caller_raw": "sip:+15551230000@a",
+        "callee_raw": "+442071234567",
+        "b_attempts": 0,
+        "setup_at": T0,
+        "rate_plan": "default",
+        "rated": False,
+        "status": CdrStatus.OPEN,
+        "created_at": T0,
+        "updated_at": T0,
     }
     values.update(fields)
     return Cdr(**values)
@@ -59,8 +68,11 @@ def test_a_naive_time_is_refused(engine: Engine) -> None:
 
 def test_enums_are_stored_as_their_values(engine: Engine) -> None:
     with Session(engine) as session, session.begin():
-        session.add(_cdr(1, disposition=Disposition.NO_ANSWER, hangup_by=HangupParty.CALLER,
-                         status=CdrStatus.RECOVERED))
+        session.add(
+            _cdr(
+                1, disposition=Disposition.NO_ANSWER, hangup_by=HangupParty.CALLER, status=CdrStatus.RECOVERED
+            )
+        )
     with engine.connect() as conn:
         row = conn.execute(text("SELECT disposition, hangup_by, status FROM cdrs")).one()
     assert tuple(row) == ("NO_ANSWER", "caller", "recovered")
@@ -77,6 +89,9 @@ def test_the_idempotency_key_is_unique_per_node_call_and_attempt(engine: Engine)
 def test_the_idempotency_key_depends_on_node_call_id_and_attempt_only() -> None:
     key = cdr_key("n1", "abc@host", 1)
     assert key == cdr_key("n1", "abc@host", 1)
-    assert len({key, cdr_key("n2", "abc@host", 1), cdr_key("n1", "abc@host", 2), cdr_key("n1", "abd@host", 1)}) == 4
+    assert (
+        len({key, cdr_key("n2", "abc@host", 1), cdr_key("n1", "abc@host", 2), cdr_key("n1", "abd@host", 1)})
+        == 4
+    )
     # the separator keeps ("a", "b\x00c") and ("a\x00b", "c") apart
     assert cdr_key("a", "b", 1) != cdr_key("a\x00b", "", 1)

@@ -33,7 +33,9 @@ def test_a_uk_numbering_plan_uses_its_own_prefixes() -> None:
     assert normalize_number("0014155550123", **UK) == "+14155550123"  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("raw", ["anonymous", "", "+", "1001", "+0123456", "+1234567890123456", "12ab34", "٣٣٣"])
+@pytest.mark.parametrize(
+    "raw", ["anonymous", "", "+", "1001", "+0123456", "+1234567890123456", "12ab34", "٣٣٣"]
+)
 def test_what_is_not_an_e164_number_raises_invalid_number_naming_it(raw: str) -> None:
     with pytest.raises(InvalidNumber, match=repr(raw).replace("+", r"\+")):
         normalize_number(raw)

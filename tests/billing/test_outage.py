@@ -58,8 +58,13 @@ def breaker() -> Iterator[Breaker]:
 
 
 def _config(url: str, tmp_path: Path) -> BillingStoreConfig:
-    return BillingStoreConfig(url=url, node="n1", spool_dir=tmp_path / "spool", rate_deck=CONFIG_DIR / "rates.csv",
-                              retry_interval=1.0)
+    return BillingStoreConfig(
+        url=url,
+        node="n1",
+        spool_dir=tmp_path / "spool",
+        rate_deck=CONFIG_DIR / "rates.csv",
+        retry_interval=1.0,
+    )
 
 
 def _open(n: int) -> CdrOpen:
@@ -67,8 +72,13 @@ def _open(n: int) -> CdrOpen:
 
 
 def _close(n: int) -> CdrClose:
-    return CdrClose(call_id=f"c{n}", end_at=T0 + timedelta(seconds=60), answer_at=T0,
-                    disposition=Disposition.ANSWERED, sip_code=200)
+    return CdrClose(
+        call_id=f"c{n}",
+        end_at=T0 + timedelta(seconds=60),
+        answer_at=T0,
+        disposition=Disposition.ANSWERED,
+        sip_code=200,
+    )
 
 
 async def _call(n: int) -> None:
@@ -111,7 +121,7 @@ async def test_a_failing_database_spools_and_replays_every_cdr_exactly_once(
     spool = config.spool_dir / "n1.jsonl"
     async with trio.open_nursery() as nursery:
         pid = await nursery.start(partial(BillingStore.start_link, config, name="billing"))
-        await _calls(range(0, 10))  # before the outage
+        await _calls(range(10))  # before the outage
         for n in range(10, 20):
             await open_cdr(_open(n))  # opened before, closed during the outage
         breaker.broken = True
@@ -167,7 +177,7 @@ async def test_stopping_postgresql_mid_run_loses_and_duplicates_nothing(
     db_url, cluster = pg_url, pg_cluster
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(BillingStore.start_link, _config(db_url, tmp_path), name="billing"))
-        await _calls(range(0, 10))
+        await _calls(range(10))
         for n in range(10, 15):
             await open_cdr(_open(n))
         await trio.to_thread.run_sync(cluster.stop)

@@ -35,15 +35,23 @@ def _ids(engine: Engine, where: CdrFilter) -> list[str]:
 @pytest.fixture
 def mixed(engine: Engine) -> Engine:
     unanswered = {"answer_at": None, "billable_ms": None, "billed_seconds": 0, "cost": Decimal(0)}
-    insert_cdrs(engine, [
-        cdr_row(0),
-        cdr_row(1, account="globex", callee="+14155550123", rate_prefix="1415"),
-        cdr_row(2, disposition=Disposition.BUSY, sip_code=486, **unanswered),
-        cdr_row(3, caller="+442071230000", disposition=Disposition.NO_ANSWER, sip_code=480, **unanswered),
-        cdr_row(4, status=CdrStatus.OPEN, disposition=None, end_at=None, **unanswered),
-        cdr_row(5, setup_at=T0 + timedelta(days=1), billable_ms=61_200, billed_seconds=120,
-                cost=Decimal("0.020000")),
-    ])
+    insert_cdrs(
+        engine,
+        [
+            cdr_row(0),
+            cdr_row(1, account="globex", callee="+14155550123", rate_prefix="1415"),
+            cdr_row(2, disposition=Disposition.BUSY, sip_code=486, **unanswered),
+            cdr_row(3, caller="+442071230000", disposition=Disposition.NO_ANSWER, sip_code=480, **unanswered),
+            cdr_row(4, status=CdrStatus.OPEN, disposition=None, end_at=None, **unanswered),
+            cdr_row(
+                5,
+                setup_at=T0 + timedelta(days=1),
+                billable_ms=61_200,
+                billed_seconds=120,
+                cost=Decimal("0.020000"),
+            ),
+        ],
+    )
     return engine
 
 
@@ -94,18 +102,23 @@ def test_a_cursor_that_is_not_ours_or_a_bad_filter_is_an_invalid_query(engine: E
 
 
 def test_lookup_by_call_id_returns_every_attempt_of_that_call(engine: Engine) -> None:
-    insert_cdrs(engine, [
-        cdr_row(1, call_id="abc@host", key=cdr_key("n1", "abc@host", 1)),
-        cdr_row(2, call_id="abc@host", attempt=2, key=cdr_key("n1", "abc@host", 2)),
-        cdr_row(3),
-    ])
+    insert_cdrs(
+        engine,
+        [
+            cdr_row(1, call_id="abc@host", key=cdr_key("n1", "abc@host", 1)),
+            cdr_row(2, call_id="abc@host", attempt=2, key=cdr_key("n1", "abc@host", 2)),
+            cdr_row(3),
+        ],
+    )
     with Session(engine) as session:
         assert [c.attempt for c in cdrs_for_call(session, "abc@host")] == [1, 2]
         assert cdrs_for_call(session, "nope") == []
 
 
 @pytest.mark.parametrize("use_rollups", [True, False], ids=["rollups", "scan"])
-def test_the_summary_by_disposition_has_exact_calls_asr_acd_minutes_and_cost(mixed: Engine, use_rollups: bool) -> None:
+def test_the_summary_by_disposition_has_exact_calls_asr_acd_minutes_and_cost(
+    mixed: Engine, use_rollups: bool
+) -> None:
     with Session(mixed) as session:
         rows = {r.key: r for r in summarize(session, GroupBy.DISPOSITION, use_rollups=use_rollups)}
     assert set(rows) == {"ANSWERED", "BUSY", "NO_ANSWER"}  # finished calls: the open one is not billed yet
@@ -121,8 +134,9 @@ def test_the_summary_by_disposition_has_exact_calls_asr_acd_minutes_and_cost(mix
 @pytest.mark.parametrize("use_rollups", [True, False], ids=["rollups", "scan"])
 def test_the_summary_by_day_account_and_destination_groups_as_named(mixed: Engine, use_rollups: bool) -> None:
     with Session(mixed) as session:
-        def summary(by: GroupBy, where: CdrFilter = CdrFilter()) -> list[SummaryRow]:
-            return summarize(session, by, where, use_rollups=use_rollups)
+
+        def summary(by: GroupBy, where: CdrFilter | None = None) -> list[SummaryRow]:
+            return summarize(session, by, where or CdrFilter(), use_rollups=use_rollups)
 
         by_day = {r.key: (r.calls, r.answered, r.cost) for r in summary(GroupBy.DAY)}
         by_account = {r.key: r.calls for r in summary(GroupBy.ACCOUNT)}
@@ -151,24 +165,36 @@ def test_rollups_and_a_full_scan_give_the_same_summaries(engine: Engine) -> None
     for n in range(300):
         disposition = dispositions[n % len(dispositions)]
         answered = disposition is Disposition.ANSWERED
-        rows.append(cdr_row(
-            n, setup_at=T0 + timedelta(hours=n * 7), account=f"a{n % 4}" if n % 5 else None,
-            rate_prefix=["44", "4420", None][n % 3], currency=None if n % 3 == 2 else "USD",
-            disposition=disposition, billable_ms=n * 997 if answered else None,
-            billed_seconds=n if answered else 0, cost=Decimal(n).scaleb(-4) if n % 3 != 2 else None,
-            status=CdrStatus.OPEN if n % 11 == 0 else CdrStatus.CLOSED,
-        ))
+        rows.append(
+            cdr_row(
+                n,
+                setup_at=T0 + timedelta(hours=n * 7),
+                account=f"a{n % 4}" if n % 5 else None,
+                rate_prefix=["44", "4420", None][n % 3],
+                currency=None if n % 3 == 2 else "USD",
+                disposition=disposition,
+                billable_ms=n * 997 if answered else None,
+                billed_seconds=n if answered else 0,
+                cost=Decimal(n).scaleb(-4) if n % 3 != 2 else None,
+                status=CdrStatus.OPEN if n % 11 == 0 else CdrStatus.CLOSED,
+            )
+        )
     insert_cdrs(engine, rows)
     filters = [
         CdrFilter(),
         CdrFilter(account="a1"),
         CdrFilter(disposition=Disposition.ANSWERED),
-        CdrFilter(since=T0.replace(hour=0) + timedelta(days=5), until=T0.replace(hour=0) + timedelta(days=40)),
+        CdrFilter(
+            since=T0.replace(hour=0) + timedelta(days=5), until=T0.replace(hour=0) + timedelta(days=40)
+        ),
     ]
     with Session(engine) as session:
         for where in filters:
             for by in GroupBy:
-                assert summarize(session, by, where) == summarize(session, by, where, use_rollups=False), (by, where)
+                assert summarize(session, by, where) == summarize(session, by, where, use_rollups=False), (
+                    by,
+                    where,
+                )
         # rebuilding gives the rollups the store keeps: the same again
         rebuild_rollups(session)
         assert summarize(session, GroupBy.DAY) == summarize(session, GroupBy.DAY, use_rollups=False)

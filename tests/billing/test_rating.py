@@ -22,8 +22,13 @@ def _deck(*tariffs: Tariff, bill_unanswered: bool = False) -> RateDeck:
 
 DECK = _deck(
     Tariff(prefix="44", price_per_minute=D("0.020000")),
-    Tariff(prefix="447", price_per_minute=D("0.150000"), connect_fee=D("0.010000"), first_increment=30,
-           next_increment=6),
+    Tariff(
+        prefix="447",
+        price_per_minute=D("0.150000"),
+        connect_fee=D("0.010000"),
+        first_increment=30,
+        next_increment=6,
+    ),
     Tariff(prefix="4420", price_per_minute=D("0.010000"), first_increment=1, next_increment=1),
 )
 
@@ -51,12 +56,20 @@ def test_a_tariff_applies_only_inside_its_validity_window() -> None:
 @pytest.mark.parametrize(
     ("ms", "first", "nxt", "expected"),
     [
-        (0, 60, 60, 0), (1, 60, 60, 60), (60_000, 60, 60, 60), (60_001, 60, 60, 120),
-        (61_200, 60, 60, 120), (61_200, 30, 6, 66), (61_200, 1, 1, 62), (29_999, 30, 6, 30),
+        (0, 60, 60, 0),
+        (1, 60, 60, 60),
+        (60_000, 60, 60, 60),
+        (60_001, 60, 60, 120),
+        (61_200, 60, 60, 120),
+        (61_200, 30, 6, 66),
+        (61_200, 1, 1, 62),
+        (29_999, 30, 6, 30),
         (30_001, 30, 6, 36),
     ],
 )
-def test_billed_seconds_follow_first_then_next_increments(ms: int, first: int, nxt: int, expected: int) -> None:
+def test_billed_seconds_follow_first_then_next_increments(
+    ms: int, first: int, nxt: int, expected: int
+) -> None:
     assert billed_seconds(ms, first, nxt) == expected
 
 
@@ -111,7 +124,9 @@ durations = st.integers(min_value=0, max_value=48 * 3600 * 1000)
 
 
 @given(durations, increments)
-def test_billed_seconds_are_the_smallest_increment_count_covering_the_time(ms: int, inc: tuple[int, int]) -> None:
+def test_billed_seconds_are_the_smallest_increment_count_covering_the_time(
+    ms: int, inc: tuple[int, int]
+) -> None:
     first, nxt = inc
     billed = billed_seconds(ms, first, nxt)
     assert billed * 1000 >= ms  # covers the talk time
@@ -124,9 +139,12 @@ def test_billed_seconds_are_the_smallest_increment_count_covering_the_time(ms: i
 
 
 @given(durations, durations, increments, prices, prices)
-def test_cost_is_monotone_in_duration(a: int, b: int, inc: tuple[int, int], price: Decimal, fee: Decimal) -> None:
-    tariff = Tariff(prefix="1", price_per_minute=price, connect_fee=fee, first_increment=inc[0],
-                    next_increment=inc[1])
+def test_cost_is_monotone_in_duration(
+    a: int, b: int, inc: tuple[int, int], price: Decimal, fee: Decimal
+) -> None:
+    tariff = Tariff(
+        prefix="1", price_per_minute=price, connect_fee=fee, first_increment=inc[0], next_increment=inc[1]
+    )
     short, long = sorted((a, b))
     deck = _deck(tariff)
     r_short = rate_call(deck, "+1", setup_at=T0, billable_ms=short)
@@ -137,7 +155,9 @@ def test_cost_is_monotone_in_duration(a: int, b: int, inc: tuple[int, int], pric
 
 
 @given(st.integers(min_value=0, max_value=10**7), prices, prices)
-def test_cost_equals_the_exact_fraction_rounded_once_half_up(seconds: int, price: Decimal, fee: Decimal) -> None:
+def test_cost_equals_the_exact_fraction_rounded_once_half_up(
+    seconds: int, price: Decimal, fee: Decimal
+) -> None:
     tariff = Tariff(prefix="1", price_per_minute=price, connect_fee=fee)
     exact = Fraction(fee) + Fraction(price) * seconds / 60
     micros = int(exact * 10**6 + Fraction(1, 2))  # half up, exact (floor of a positive value)
@@ -145,8 +165,10 @@ def test_cost_equals_the_exact_fraction_rounded_once_half_up(seconds: int, price
     assert call_cost(tariff, seconds, answered=True) == expected
 
 
-@given(st.lists(st.from_regex(r"[1-9][0-9]{0,5}", fullmatch=True), min_size=1, max_size=20, unique=True),
-       st.from_regex(r"[1-9][0-9]{1,14}", fullmatch=True))
+@given(
+    st.lists(st.from_regex(r"[1-9][0-9]{0,5}", fullmatch=True), min_size=1, max_size=20, unique=True),
+    st.from_regex(r"[1-9][0-9]{1,14}", fullmatch=True),
+)
 def test_the_match_is_the_longest_deck_prefix_of_the_number(prefixes: list[str], digits: str) -> None:
     deck = _deck(*(Tariff(prefix=p, price_per_minute=D(1)) for p in prefixes))
     found = deck.match("+" + digits, T0)

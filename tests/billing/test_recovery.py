@@ -40,7 +40,9 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 
 def _config(url: str, tmp_path: Path, node: str = "n1") -> BillingStoreConfig:
-    return BillingStoreConfig(url=url, node=node, spool_dir=tmp_path / "spool", rate_deck=CONFIG_DIR / "rates.csv")
+    return BillingStoreConfig(
+        url=url, node=node, spool_dir=tmp_path / "spool", rate_deck=CONFIG_DIR / "rates.csv"
+    )
 
 
 def _rows(url: str) -> dict[str, Cdr]:
@@ -66,8 +68,11 @@ def test_open_cdrs_of_a_dead_run_are_closed_as_recovered_at_the_last_known_time(
             await progress_cdr(CdrProgress(call_id="talking", at=setup + timedelta(seconds=2)))
             await answer_cdr(CdrAnswer(call_id="talking", at=setup + timedelta(seconds=5)))
             await open_cdr(CdrOpen(call_id="done", caller="4155550100", callee=callee, setup_at=setup))
-            await close_cdr(CdrClose(call_id="done", end_at=setup + timedelta(seconds=1),
-                                     disposition=Disposition.CANCELLED))
+            await close_cdr(
+                CdrClose(
+                    call_id="done", end_at=setup + timedelta(seconds=1), disposition=Disposition.CANCELLED
+                )
+            )
             await open_cdr(CdrOpen(call_id="other-node", caller="1", callee="2", setup_at=setup))
             nursery.cancel_scope.cancel()
 
@@ -93,7 +98,11 @@ def test_open_cdrs_of_a_dead_run_are_closed_as_recovered_at_the_last_known_time(
     assert ringing.status is CdrStatus.RECOVERED and ringing.disposition is Disposition.FAILED
     assert ringing.end_at == before["ringing"].updated_at  # last known: when its open was written
     assert (ringing.hangup_cause, ringing.hangup_by, ringing.billed_seconds, ringing.rated) == (
-        "recovered", HangupParty.SWITCH, 0, True)
+        "recovered",
+        HangupParty.SWITCH,
+        0,
+        True,
+    )
     assert talking.status is CdrStatus.RECOVERED and talking.disposition is Disposition.ANSWERED
     assert talking.end_at == before["talking"].updated_at  # when its answer was written
     assert talking.answer_at is not None and talking.end_at is not None
@@ -104,7 +113,9 @@ def test_open_cdrs_of_a_dead_run_are_closed_as_recovered_at_the_last_known_time(
     assert "recovered 2 open CDR(s) of node n1" in caplog.text
     engine = open_engine(db_url)
     with Session(engine) as session:
-        assert summarize(session, GroupBy.DISPOSITION) == summarize(session, GroupBy.DISPOSITION, use_rollups=False)
+        assert summarize(session, GroupBy.DISPOSITION) == summarize(
+            session, GroupBy.DISPOSITION, use_rollups=False
+        )
         assert sum(r.calls for r in summarize(session, GroupBy.DAY)) == 3  # done + the two recovered
     engine.dispose()
 
@@ -122,8 +133,14 @@ async def test_a_store_restarted_by_its_supervisor_leaves_calls_in_flight_open(
         await trio.testing.wait_all_tasks_blocked()
         assert whereis("billing") not in (None, first)
         assert (await store_status()).recovered == 0
-        await close_cdr(CdrClose(call_id="live", end_at=setup + timedelta(seconds=3), answer_at=setup,
-                                 disposition=Disposition.ANSWERED))
+        await close_cdr(
+            CdrClose(
+                call_id="live",
+                end_at=setup + timedelta(seconds=3),
+                answer_at=setup,
+                disposition=Disposition.ANSWERED,
+            )
+        )
         nursery.cancel_scope.cancel()
     live = _rows(db_url)["live"]
     assert (live.status, live.billable_ms, live.billed_seconds) == (CdrStatus.CLOSED, 3000, 3)

@@ -39,8 +39,9 @@ async def _run_store(config: BillingStoreConfig, calls: int) -> None:
         await nursery.start(partial(BillingStore.start_link, config, name="billing"))
         for n in range(calls):
             await open_cdr(CdrOpen(call_id=f"c{n}", caller="4155550100", callee="4155550123", setup_at=T0))
-            await close_cdr(CdrClose(call_id=f"c{n}", end_at=T0 + timedelta(seconds=1),
-                                     disposition=Disposition.NO_ANSWER))
+            await close_cdr(
+                CdrClose(call_id=f"c{n}", end_at=T0 + timedelta(seconds=1), disposition=Disposition.NO_ANSWER)
+            )
         nursery.cancel_scope.cancel()
 
 

@@ -49,7 +49,10 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 def _config(db_url: str, tmp_path: Path, **options: object) -> BillingStoreConfig:
     defaults: dict[str, object] = {
-        "url": db_url, "node": "n1", "spool_dir": tmp_path / "spool", "rate_deck": CONFIG_DIR / "rates.csv",
+        "url": db_url,
+        "node": "n1",
+        "spool_dir": tmp_path / "spool",
+        "rate_deck": CONFIG_DIR / "rates.csv",
     }
     return BillingStoreConfig(**{**defaults, **options})  # type: ignore[arg-type]
 
@@ -75,12 +78,20 @@ def _cdrs(db: Engine) -> list[Cdr]:
 
 
 def _opened(call_id: str, callee: str = "011442071234567", **fields: object) -> CdrOpen:
-    values: dict[str, object] = {"call_id": call_id, "caller": "sip:4155550100@a.example", "callee": callee,
-                                 "setup_at": T0, "account": "acme", "a_from_tag": "f1"}
+    values: dict[str, object] = {
+        "call_id": call_id,
+        "caller": "sip:4155550100@a.example",
+        "callee": callee,
+        "setup_at": T0,
+        "account": "acme",
+        "a_from_tag": "f1",
+    }
     return CdrOpen(**{**values, **fields})  # type: ignore[arg-type]
 
 
-async def test_an_open_cdr_is_committed_before_open_cdr_returns(store: BillingStoreConfig, db: Engine) -> None:
+async def test_an_open_cdr_is_committed_before_open_cdr_returns(
+    store: BillingStoreConfig, db: Engine
+) -> None:
     await open_cdr(_opened("c1"))
     [cdr] = _cdrs(db)  # read through another connection: committed
     assert (cdr.call_id, cdr.status, cdr.node, cdr.account) == ("c1", CdrStatus.OPEN, "n1", "acme")
@@ -89,16 +100,42 @@ async def test_an_open_cdr_is_committed_before_open_cdr_returns(store: BillingSt
     assert cdr.setup_at == T0 and cdr.end_at is None and cdr.rated is False
 
 
-async def test_a_full_call_is_closed_and_rated_with_every_step_recorded(store: BillingStoreConfig, db: Engine) -> None:
+async def test_a_full_call_is_closed_and_rated_with_every_step_recorded(
+    store: BillingStoreConfig, db: Engine
+) -> None:
     await open_cdr(_opened("c1", callee="+447700900123"))
-    await progress_cdr(CdrProgress(call_id="c1", at=T0 + timedelta(seconds=1), b_call_id="b1", gateway="gw1",
-                                   route_id="uk", route_prefix="44", b_attempts=1))
+    await progress_cdr(
+        CdrProgress(
+            call_id="c1",
+            at=T0 + timedelta(seconds=1),
+            b_call_id="b1",
+            gateway="gw1",
+            route_id="uk",
+            route_prefix="44",
+            b_attempts=1,
+        )
+    )
     await answer_cdr(CdrAnswer(call_id="c1", at=T0 + timedelta(seconds=5), a_to_tag="t1"))
-    await close_cdr(CdrClose(call_id="c1", end_at=T0 + timedelta(seconds=66.2), disposition=Disposition.ANSWERED,
-                             sip_code=200, sip_reason="OK", hangup_cause="bye", hangup_by=HangupParty.CALLEE))
+    await close_cdr(
+        CdrClose(
+            call_id="c1",
+            end_at=T0 + timedelta(seconds=66.2),
+            disposition=Disposition.ANSWERED,
+            sip_code=200,
+            sip_reason="OK",
+            hangup_cause="bye",
+            hangup_by=HangupParty.CALLEE,
+        )
+    )
     [cdr] = _cdrs(db)
     assert cdr.status is CdrStatus.CLOSED and cdr.disposition is Disposition.ANSWERED
-    assert (cdr.b_call_id, cdr.gateway, cdr.route_id, cdr.route_prefix, cdr.b_attempts) == ("b1", "gw1", "uk", "44", 1)
+    assert (cdr.b_call_id, cdr.gateway, cdr.route_id, cdr.route_prefix, cdr.b_attempts) == (
+        "b1",
+        "gw1",
+        "uk",
+        "44",
+        1,
+    )
     assert (cdr.a_to_tag, cdr.hangup_by, cdr.sip_code) == ("t1", HangupParty.CALLEE, 200)
     assert (cdr.progress_at, cdr.answer_at) == (T0 + timedelta(seconds=1), T0 + timedelta(seconds=5))
     assert (cdr.duration_ms, cdr.billable_ms) == (66_200, 61_200)
@@ -113,18 +150,35 @@ async def test_an_unanswered_call_costs_nothing_and_an_unknown_destination_is_wr
     store: BillingStoreConfig, db: Engine
 ) -> None:
     await open_cdr(_opened("busy", callee="+442071234567"))
-    await close_cdr(CdrClose(call_id="busy", end_at=T0 + timedelta(seconds=3), disposition=disposition_for(486),
-                             sip_code=486))
+    await close_cdr(
+        CdrClose(
+            call_id="busy", end_at=T0 + timedelta(seconds=3), disposition=disposition_for(486), sip_code=486
+        )
+    )
     await open_cdr(_opened("nowhere", callee="+8613800138000"))
     await answer_cdr(CdrAnswer(call_id="nowhere", at=T0))
-    await close_cdr(CdrClose(call_id="nowhere", end_at=T0 + timedelta(seconds=30), disposition=Disposition.ANSWERED))
+    await close_cdr(
+        CdrClose(call_id="nowhere", end_at=T0 + timedelta(seconds=30), disposition=Disposition.ANSWERED)
+    )
     busy, nowhere = _cdrs(db)
     assert (busy.disposition, busy.rated, busy.billed_seconds, busy.cost, busy.billable_ms) == (
-        Disposition.BUSY, True, 0, Decimal(0), None)
-    assert (nowhere.status, nowhere.rated, nowhere.cost, nowhere.billable_ms) == (CdrStatus.CLOSED, False, None, 30_000)
+        Disposition.BUSY,
+        True,
+        0,
+        Decimal(0),
+        None,
+    )
+    assert (nowhere.status, nowhere.rated, nowhere.cost, nowhere.billable_ms) == (
+        CdrStatus.CLOSED,
+        False,
+        None,
+        30_000,
+    )
 
 
-async def test_writes_arriving_together_are_committed_in_one_transaction(store: BillingStoreConfig, db: Engine) -> None:
+async def test_writes_arriving_together_are_committed_in_one_transaction(
+    store: BillingStoreConfig, db: Engine
+) -> None:
     before = (await store_status()).batches
     async with trio.open_nursery() as nursery:
         for n in range(200):
@@ -166,11 +220,16 @@ async def test_a_replayed_open_or_close_changes_nothing(store: BillingStoreConfi
     await open_cdr(_opened("c1", account="someone-else"))  # same node, Call-ID, attempt: same key
     close = CdrClose(call_id="c1", end_at=T0 + timedelta(seconds=9), disposition=Disposition.NO_ANSWER)
     await close_cdr(close)
-    await close_cdr(CdrClose(call_id="c1", end_at=T0 + timedelta(hours=9), disposition=Disposition.ANSWERED,
-                             answer_at=T0))
+    await close_cdr(
+        CdrClose(call_id="c1", end_at=T0 + timedelta(hours=9), disposition=Disposition.ANSWERED, answer_at=T0)
+    )
     [cdr] = _cdrs(db)
-    assert (cdr.account, cdr.disposition, cdr.end_at, cdr.answer_at) == ("acme", Disposition.NO_ANSWER,
-                                                                          T0 + timedelta(seconds=9), None)
+    assert (cdr.account, cdr.disposition, cdr.end_at, cdr.answer_at) == (
+        "acme",
+        Disposition.NO_ANSWER,
+        T0 + timedelta(seconds=9),
+        None,
+    )
 
 
 async def test_a_second_attempt_of_a_call_is_a_cdr_of_its_own(store: BillingStoreConfig, db: Engine) -> None:
@@ -205,8 +264,11 @@ async def test_reloading_rates_reprices_the_next_close_and_a_bad_deck_changes_no
     with pytest.raises(RateDeckError, match=r"bad.csv:3"):
         await reload_rates(bad)
     await open_cdr(_opened("c1", callee="+442071234567"))
-    await close_cdr(CdrClose(call_id="c1", end_at=T0 + timedelta(seconds=10), answer_at=T0,
-                             disposition=Disposition.ANSWERED))
+    await close_cdr(
+        CdrClose(
+            call_id="c1", end_at=T0 + timedelta(seconds=10), answer_at=T0, disposition=Disposition.ANSWERED
+        )
+    )
     [cdr] = _cdrs(db)
     assert (cdr.rate_prefix, cdr.billed_seconds, cdr.cost) == ("44", 10, Decimal("0.200000"))
 
@@ -216,8 +278,11 @@ async def test_set_rates_adds_a_plan_that_calls_can_name(store: BillingStoreConf
     assert await set_rates(gold) == 1
     assert (await store_status()).plans == ("default", "gold")
     await open_cdr(_opened("c1", rate_plan="gold"))
-    await close_cdr(CdrClose(call_id="c1", end_at=T0 + timedelta(seconds=30), answer_at=T0,
-                             disposition=Disposition.ANSWERED))
+    await close_cdr(
+        CdrClose(
+            call_id="c1", end_at=T0 + timedelta(seconds=30), answer_at=T0, disposition=Disposition.ANSWERED
+        )
+    )
     [cdr] = _cdrs(db)
     assert (cdr.rate_plan, cdr.cost) == ("gold", Decimal("0.600000"))
 
@@ -241,8 +306,18 @@ def test_requests_refuse_naive_times_and_impossible_values() -> None:
 
 @pytest.mark.parametrize(
     ("status", "disposition"),
-    [(200, "ANSWERED"), (486, "BUSY"), (600, "BUSY"), (480, "NO_ANSWER"), (408, "NO_ANSWER"), (487, "CANCELLED"),
-     (503, "CONGESTION"), (403, "REJECTED"), (404, "NO_ROUTE"), (500, "FAILED")],
+    [
+        (200, "ANSWERED"),
+        (486, "BUSY"),
+        (600, "BUSY"),
+        (480, "NO_ANSWER"),
+        (408, "NO_ANSWER"),
+        (487, "CANCELLED"),
+        (503, "CONGESTION"),
+        (403, "REJECTED"),
+        (404, "NO_ROUTE"),
+        (500, "FAILED"),
+    ],
 )
 def test_a_final_sip_status_maps_to_its_disposition(status: int, disposition: str) -> None:
     assert disposition_for(status) == Disposition(disposition)
