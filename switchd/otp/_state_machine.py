@@ -36,7 +36,7 @@ from ._errors import OTPError
 from ._gen_server import NO_REPLY, NOOP_TERMINATES, Stop, terminate_shielded
 from ._messages import exit_reason_of
 from ._pid import ExitReason, Pid, TimerRef
-from ._process import _Process, node
+from ._process import BURST, _Process, node
 from ._sys import handle_system
 
 log = logging.getLogger("switchd.otp")
@@ -211,18 +211,22 @@ NOOP_TERMINATES.add(StateMachine.terminate)
 
 
 class _Engine:
-    """The gen_statem loop state of one process."""
+    """The gen_statem loop state of one process (the queue, postponed list and generic timeout
+    table are made on first use: most call sessions idle with none of them)."""
+
+    __slots__ = ("data", "event_timer", "generic", "impl", "postponed", "proc", "queue", "state",
+                 "state_timer")
 
     def __init__(self, proc: _Process, impl: StateMachine[Any, Any]) -> None:
         self.proc = proc
         self.impl = impl
         self.state: Any = None
         self.data: Any = None
-        self.queue: deque[tuple[Any, Any]] = deque()
-        self.postponed: list[tuple[Any, Any]] = []
+        self.queue: deque[tuple[Any, Any]] | None = None
+        self.postponed: list[tuple[Any, Any]] | None = None
         self.state_timer: TimerRef | None = None
         self.event_timer: TimerRef | None = None
-        self.generic: dict[str, TimerRef] = {}
+        self.generic: dict[str, TimerRef] | None = None
 
     async def start(self, args: tuple[Any, ...]) -> None:
         result = await self.impl.init(*args)
@@ -245,10 +249,29 @@ class _Engine:
         reason: ExitReason = "normal"
         try:
             while True:
-                if self.queue:
-                    event, content = self.queue.popleft()
+                queue = self.queue
+                if queue:
+                    event, content = queue.popleft()
+                    if not queue:
+                        self.queue = None
                 else:
-                    msg = await (proc.receive(is_system, None) if proc.suspended else proc.next())
+                    mailbox = proc.mailbox
+                    if proc.suspended or proc.timers:
+                        msg = await (proc.receive(is_system, None) if proc.suspended else proc.next())
+                    elif mailbox:  # _Process.next() inlined, as in the GenServer loop
+                        proc._burst += 1
+                        if proc._burst >= BURST:
+                            proc._burst = 0
+                            await trio.lowlevel.checkpoint()
+                        else:
+                            await trio.lowlevel.checkpoint_if_cancelled()
+                        msg = mailbox.popleft()
+                    else:
+                        proc.mailbox = None
+                        proc._burst = 0
+                        proc._waiter = trio.lowlevel.current_task()
+                        await trio.lowlevel.wait_task_rescheduled(proc._abort)
+                        continue
                     kind = type(msg)
                     if kind is Caller:
                         assert isinstance(msg, Caller)
@@ -296,9 +319,10 @@ class _Engine:
         elif event is EVENT_TIMEOUT:
             timer, self.event_timer = self.event_timer, None
         else:
-            timer = self.generic.get(event.name)
-            if timer is not None and timer.msg is msg:
-                del self.generic[event.name]
+            generic = self.generic
+            timer = generic.get(event.name) if generic is not None else None
+            if generic is not None and timer is not None and timer.msg is msg:
+                del generic[event.name]
         if timer is None or timer.msg is not msg:
             if timer is not None:  # a newer timer of that kind is armed: put it back
                 self._rearm(event, timer)
@@ -337,6 +361,8 @@ class _Engine:
             if isinstance(action, Postpone):
                 if initial or isinstance(event, Enter):
                     raise OTPError(f"{type(self.impl).__name__}: Postpone is not allowed here")
+                if self.postponed is None:
+                    self.postponed = []
                 self.postponed.append((event, content))
             elif isinstance(action, NextEvent):
                 inserted.append((action.type, action.content))
@@ -347,10 +373,10 @@ class _Engine:
                 self.proc.cancel_timer(self.state_timer)
                 self.state_timer = None
             if self.postponed:
-                self.queue.extendleft(reversed(self.postponed))
-                self.postponed = []
+                self._insert(self.postponed)
+                self.postponed = None
         if inserted:
-            self.queue.extendleft(reversed(inserted))
+            self._insert(inserted)
         if changed and self.impl.state_enter:
             stop = await self._enter(old_state if not initial else new_state, timeouts)
             if stop is not None:
@@ -358,6 +384,13 @@ class _Engine:
         for timeout in timeouts:
             self._arm(timeout)
         return None
+
+    def _insert(self, events: list[tuple[Any, Any]]) -> None:
+        """Put `events` first in the queue, in their order."""
+        if self.queue is None:
+            self.queue = deque(events)
+        else:
+            self.queue.extendleft(reversed(events))
 
     async def _enter(self, old_state: Any, timeouts: list[StateTimeout | EventTimeout | GenericTimeout]
                      ) -> ExitReason | None:
@@ -403,6 +436,8 @@ class _Engine:
             if timeout.delay is not None and not self.queue and not proc.mailbox:
                 self.event_timer = proc.add_timer(timeout.delay, _Fired(EVENT_TIMEOUT, timeout.content))
         else:
+            if self.generic is None:
+                self.generic = {}
             old = self.generic.pop(timeout.name, None)
             if old is not None:
                 proc.cancel_timer(old)
