@@ -9,16 +9,22 @@ harmless.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Any
 
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy import String
+
 from ._models import Cdr, CdrStatus, cdr_key
 from ._numbers import NumberingPlan, normalize_or_none
 from ._requests import CdrAnswer, CdrClose, CdrOpen, CdrProgress
 from ._types import Money, UtcDateTime, to_utc_ms
+
+log = logging.getLogger(__name__)
 
 
 class OpKind(StrEnum):
@@ -79,6 +85,26 @@ class Op:
         return key
 
 
+# Text columns and their lengths. A longer value (a SIP Call-ID or From URI has no length limit)
+# is cut to fit rather than refused: a CDR with a shortened reason beats no CDR, and a value the
+# database would reject would otherwise stall the spool replay behind it. The key is computed
+# from the full Call-ID, so identity is not affected.
+_TEXT_LIMITS = {
+    column.key: column.type.length
+    for column in Cdr.__table__.columns
+    if isinstance(column.type, String) and column.type.length and not isinstance(column.type, SAEnum)
+}
+
+
+def _op(kind: OpKind, values: dict[str, Any]) -> Op:
+    for name, limit in _TEXT_LIMITS.items():
+        value = values.get(name)
+        if value.__class__ is str and len(value) > limit:
+            log.warning("CDR field %s cut to %d characters", name, limit, extra={"cdr_key": values["key"]})
+            values[name] = value[:limit]
+    return Op(kind, values)
+
+
 def _leg(request: CdrProgress | CdrAnswer | CdrClose) -> dict[str, Any]:
     return {
         "b_call_id": request.b_call_id,
@@ -101,7 +127,7 @@ def op_for(
     key = cdr_key(node, request.call_id, request.attempt)
     match request:
         case CdrOpen():
-            return Op(
+            return _op(
                 OpKind.OPEN,
                 {
                     "key": key,
@@ -125,12 +151,12 @@ def op_for(
                 },
             )
         case CdrProgress():
-            return Op(
+            return _op(
                 OpKind.PROGRESS,
                 {"key": key, "progress_at": to_utc_ms(request.at), **_leg(request), "updated_at": now},
             )
         case CdrAnswer():
-            return Op(
+            return _op(
                 OpKind.ANSWER,
                 {
                     "key": key,
@@ -141,7 +167,7 @@ def op_for(
                 },
             )
         case CdrClose():
-            return Op(
+            return _op(
                 OpKind.CLOSE,
                 {
                     "key": key,

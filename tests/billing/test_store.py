@@ -328,3 +328,24 @@ async def test_the_store_reports_its_state(store: BillingStoreConfig, db: Engine
     assert (status.connected, status.spooling, status.spooled_ops, status.recovered) == (True, False, 0, 0)
     with Session(db) as session:
         assert session.scalar(select(func.count()).select_from(Cdr)) == 0
+
+
+async def test_overlong_sip_values_are_cut_to_fit_and_the_call_is_still_billed(
+    store: BillingStoreConfig, db: Engine
+) -> None:
+    call_id = "x" * 1000 + "@host"  # RFC 3261 sets no limit on a Call-ID
+    caller = "sip:" + "a" * 600 + "@example.com"
+    await open_cdr(_opened(call_id, caller=caller, a_from_tag="t" * 300))
+    await close_cdr(
+        CdrClose(
+            call_id=call_id, end_at=T0 + timedelta(seconds=5), disposition=Disposition.BUSY, sip_reason="r" * 999
+        )
+    )
+    [cdr] = _cdrs(db)
+    assert (len(cdr.call_id), len(cdr.caller_raw), len(cdr.a_from_tag or ""), len(cdr.sip_reason or "")) == (
+        255,
+        255,
+        128,
+        255,
+    )
+    assert cdr.call_id == call_id[:255] and cdr.status is CdrStatus.CLOSED and cdr.caller is None
