@@ -55,6 +55,7 @@ from switchd.sim import (
     LoadReport,
     Outcome,
     SimError,
+    behaviour_spec,
     format_address,
     load_behaviours,
     parse_address,
@@ -291,18 +292,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(_level(args))
         code: int = args.handler(args)
         return code
-    except CliError as exc:
-        return _fail(str(exc), exc.code)
-    except ConfigError as exc:
-        return _fail(f"bad configuration: {exc}", EXIT_USAGE)
-    except (AddressError, BehaviourError) as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except SimError as exc:
-        return _fail(str(exc), EXIT_FAILURE)
-    except BillingError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+    except BaseExceptionGroup as group:  # raised inside a nursery: report it if it is one user error
+        leaves = _leaves(group)
+        if len(leaves) == 1 and (known := _user_error(leaves[0])) is not None:
+            return _fail(*known)
+        raise
+    except (Exception, KeyboardInterrupt) as exc:
+        known = _user_error(exc)
+        if known is None:
+            raise
+        return _fail(*known)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
+
+
+def _user_error(exc: BaseException) -> tuple[str, int] | None:
+    """The message and exit status for an error the user caused; None for anything else (a bug)."""
+    match exc:
+        case CliError():
+            return str(exc), exc.code
+        case ConfigError():
+            return f"bad configuration: {exc}", EXIT_USAGE
+        case AddressError() | BehaviourError() | BillingError():
+            return str(exc), EXIT_USAGE
+        case SimError():
+            return str(exc), EXIT_FAILURE
+        case KeyboardInterrupt():
+            return "interrupted", 130
+    return None
 
 
 def _fail(message: str, code: int) -> int:
@@ -359,8 +381,8 @@ async def _serve_sim(listen: list[tuple[str, int]], behaviours: Behaviours) -> N
             table.add_column("dialled prefix")
             table.add_column("behaviour")
             for prefix, behaviour in sorted(behaviours.prefixes.items()):
-                table.add_row(prefix or "(any)", repr(behaviour))
-            table.add_row("(default)", repr(behaviours.default))
+                table.add_row(escape(prefix) or "(any)", behaviour_spec(behaviour))
+            table.add_row("(default)", behaviour_spec(behaviours.default))
             console.print(table)
             addresses = ", ".join(format_address(a) for a in sim.addresses)
             console.print(f"[green]listening on {escape(addresses)}[/] (TCP); Ctrl-C stops")

@@ -6,8 +6,11 @@ import csv
 import io
 import json
 import logging
+import select
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -278,3 +281,40 @@ def test_log_records_off_a_terminal_are_json_lines_with_their_extra_fields() -> 
     assert (entry["message"], entry["logger"], entry["level"], entry["call_id"]) == (
         "call c1 over", "switchd.sim", "INFO", "c1",
     )
+
+
+# --- sim -----------------------------------------------------------------------------------------------
+
+
+def _wait_for_line(proc: subprocess.Popen[str], marker: str, timeout: float = 30.0) -> str:
+    """The first stdout line of `proc` containing `marker` (fails after `timeout` s or at its exit)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if marker in line:
+                return line
+            if not line:
+                break
+    raise AssertionError(f"no {marker!r} line from {proc.args!r}; exit status {proc.poll()}")
+
+
+def test_sim_serves_calls_until_sigint_and_refuses_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    command = [sys.executable, "-m", "switchd", "sim", "--listen", "127.0.0.1:0", "--route", "486=busy",
+               "--default", "answer:ring=0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            line = _wait_for_line(proc, "listening on")
+            address = line.split("listening on ")[1].split()[0]
+            assert main(["call", "1000", "4861", "--server", address]) == 0
+            assert capsys.readouterr().out.splitlines()[-1].startswith("rejected: 486 Busy Here")
+            assert main(["call", "1000", "2000", "--server", address, "--hold", "0"]) == 0
+            assert capsys.readouterr().out.splitlines()[-1].startswith("answered: 200 OK")
+            second = subprocess.run([*command[:5], address], capture_output=True, text=True, timeout=60, check=False)
+            assert second.returncode == 1
+            assert _one_red_line(second.stderr) == f"switchd: cannot listen on {address}: Address already in use"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 0

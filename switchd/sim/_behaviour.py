@@ -167,6 +167,26 @@ def parse_route(text: str) -> tuple[str, Behaviour]:
     return prefix.strip(), parse_behaviour(spec)
 
 
+def behaviour_spec(behaviour: Behaviour) -> str:
+    """The spec string of `behaviour`: ``parse_behaviour(behaviour_spec(b)) == b``."""
+    match behaviour:
+        case Answer(ring=ring, hangup_after=None):
+            return f"answer:ring={ring:g}"
+        case Answer(ring=ring, hangup_after=hold):
+            return f"hangup:ring={ring:g},hold={hold:g}"
+        case Busy():
+            return "busy"
+        case Reject(code=code, retry_after=None):
+            return f"reject:code={code}"
+        case Reject(code=code, retry_after=retry_after):
+            return f"reject:code={code},retry_after={retry_after}"
+        case NeverAnswer():
+            return "noanswer"
+        case Drop(after=after):
+            return f"drop:after={after:g}"
+    raise TypeError(f"not a behaviour: {behaviour!r}")
+
+
 def _from_toml(value: object, where: str) -> Behaviour:
     if isinstance(value, str):
         try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from switchd.sim import (
-    AddressError, Answer, BehaviourError, Behaviours, Busy, Drop, NeverAnswer, Reject, load_behaviours,
-    parse_address, parse_behaviour, parse_route,
+    AddressError, Answer, Behaviour, BehaviourError, Behaviours, Busy, Drop, NeverAnswer, Reject, load_behaviours,
+    behaviour_spec, parse_address, parse_behaviour, parse_route,
 )
 
 
@@ -40,6 +42,20 @@ def test_a_bad_spec_is_refused_naming_the_spec_and_the_part(spec: str, message: 
     with pytest.raises(BehaviourError, match=message) as info:
         parse_behaviour(spec)
     assert repr(spec) in str(info.value)
+
+
+@given(
+    st.one_of(
+        st.builds(Answer, ring=st.sampled_from([0.0, 0.25, 1.0, 30.0])),
+        st.builds(Answer, ring=st.sampled_from([0.0, 2.5]), hangup_after=st.sampled_from([0.0, 0.5, 60.0])),
+        st.just(Busy()),
+        st.builds(Reject, code=st.integers(300, 699), retry_after=st.none() | st.integers(0, 3600)),
+        st.just(NeverAnswer()),
+        st.builds(Drop, after=st.sampled_from([0.0, 0.1, 5.0])),
+    )
+)
+def test_every_behaviour_prints_as_a_spec_that_parses_back_to_it(behaviour: Behaviour) -> None:
+    assert parse_behaviour(behaviour_spec(behaviour)) == behaviour
 
 
 def test_a_route_rule_is_prefix_equals_spec() -> None:
