@@ -6,7 +6,8 @@ Run: /work/venv/bin/python bench/otp_bench.py   (takes ~15 s; results go in docs
 2. cast throughput (messages/s one server handles) vs raw trio memory-channel send_nowait/receive.
 3. DynamicSupervisor start_child + exit of a trivial GenServer per second vs raw trio
    nursery.start + exit of a task.
-4. memory per idle GenServer (tracemalloc, 10,000 of them) vs a raw idle trio task.
+4. memory per idle GenServer (tracemalloc, 10,000 of them) vs a raw idle trio task; and, for the
+   call sessions, the same for an idle StateMachine.
 """
 
 from __future__ import annotations
@@ -17,14 +18,24 @@ import statistics
 import sys
 import time
 import tracemalloc
-from functools import partial
 from typing import Any
 
 import trio
 import trio.testing
 
 from switchd.otp import (
-    Caller, ChildSpec, DynamicSupervisor, GenServer, NoReply, Reply, Stop, call, cast, start_child,
+    Caller,
+    ChildSpec,
+    DynamicSupervisor,
+    GenServer,
+    KeepState,
+    NoReply,
+    Reply,
+    StateMachine,
+    Stop,
+    call,
+    cast,
+    start_child,
 )
 
 ROUNDS = 7          # medians over this many batches
@@ -43,6 +54,14 @@ class Echo(GenServer[int]):
 
     async def handle_cast(self, request: Any, state: int) -> NoReply[int]:
         return NoReply(state + 1)
+
+
+class IdleMachine(StateMachine[str, int]):
+    async def init(self) -> tuple[str, int]:
+        return "idle", 0
+
+    async def handle_event(self, event: Any, content: Any, state: str, data: int) -> KeepState[int]:
+        return KeepState(data)
 
 
 class Brief(GenServer[None]):
@@ -171,8 +190,8 @@ async def raw_idle_memory() -> float:
     return (after - before) / IDLE
 
 
-async def otp_idle_memory(supervised: bool) -> float:
-    spec = ChildSpec("idle", Echo.start_link)
+async def otp_idle_memory(supervised: bool, behaviour: Any = Echo) -> float:
+    spec = ChildSpec("idle", behaviour.start_link)
     async with trio.open_nursery() as nursery:
         sup = await nursery.start(DynamicSupervisor.start_link)
         gc.collect()
@@ -182,7 +201,7 @@ async def otp_idle_memory(supervised: bool) -> float:
             if supervised:
                 await start_child(sup, spec)
             else:
-                await nursery.start(Echo.start_link)
+                await nursery.start(behaviour.start_link)
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
@@ -208,6 +227,8 @@ async def main() -> None:
     line("memory per idle GenServer (bare)", await otp_idle_memory(False), "B", raw_mem, "<= 4096 B")
     line("memory per idle GenServer (supervised)", await otp_idle_memory(True), "B", raw_mem,
          "<= 4096 B")
+    line("memory per idle StateMachine (supervised)", await otp_idle_memory(True, IdleMachine), "B",
+         raw_mem, "(no target)")
 
 
 if __name__ == "__main__":
