@@ -103,3 +103,28 @@ async def test_send_after_timers_to_self_fire_and_cancel_in_any_order(autojump_c
     async with trio.open_nursery() as nursery:
         await nursery.start(Process.start_link, body)
     assert got == [(n, float(n)) for n in (1, 3, 5, 7, 9)]
+
+
+async def test_a_timer_armed_by_another_task_wakes_a_parked_process_on_time(autojump_clock: MockClock) -> None:
+    got: list[tuple[object, float]] = []
+
+    async def body() -> None:
+        got.append((await receive(), trio.current_time()))
+
+    class Recorder(GenServer[None]):
+        async def init(self) -> None:
+            return None
+
+        async def handle_info(self, msg: Any, state: None) -> NoReply[None]:
+            got.append((msg, trio.current_time()))
+            return NoReply(state)
+
+    async with trio.open_nursery() as nursery:
+        plain = await nursery.start(Process.start_link, body)
+        server = await nursery.start(Recorder.start_link)
+        await trio.testing.wait_all_tasks_blocked()  # both parked with no deadline
+        send_after(plain, "to plain", 2.0)
+        send_after(server, "to server", 3.0)
+        await trio.sleep(5.0)
+        nursery.cancel_scope.cancel()
+    assert got == [("to plain", 2.0), ("to server", 3.0)]
