@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ._grammar import Params, bad, format_params, get_param, new_instance, parse_params, slot_setters
+from ._grammar import Params, bad, draft_class, format_params, get_param, parse_params, slot_setters
 from ._uri import SipUri, parse_uri
 
 __all__ = ["NameAddr", "parse_name_addr"]
@@ -88,6 +88,7 @@ class NameAddr:
 _set_display_name, _set_uri, _set_params, _set_where = slot_setters(
     NameAddr, "display_name", "_uri", "params", "_where"
 )
+_NameAddrDraft = draft_class(NameAddr)
 
 
 def parse_name_addr(text: str, where: str = "address") -> NameAddr:
@@ -126,11 +127,13 @@ def parse_name_addr(text: str, where: str = "address") -> NameAddr:
     if not uri_text:
         raise bad(where, text, "empty URI")
     params_text = rest[gt + 1:]
-    address = new_instance(NameAddr)
-    _set_display_name(address, display)
-    _set_uri(address, uri_text)  # parsed on first read of .uri
-    _set_params(address, parse_params(params_text, where, text) if params_text else ())
-    _set_where(address, where)
+    draft = _NameAddrDraft()
+    draft.display_name = display
+    draft._uri = uri_text  # parsed on first read of .uri
+    draft.params = parse_params(params_text, where, text) if params_text else ()
+    draft._where = where
+    draft.__class__ = NameAddr
+    address: NameAddr = draft
     return address
 
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from ._codes import KNOWN_METHODS, Method, method_of
-from ._grammar import bad, new_instance, slot_setters
+from ._grammar import bad, draft_class
 
 __all__ = ["CSeq", "parse_cseq"]
 
@@ -24,7 +24,7 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
-_set_seq, _set_method = slot_setters(CSeq, "seq", "method")
+_CSeqDraft = draft_class(CSeq)
 
 
 def parse_cseq(text: str) -> CSeq:
@@ -41,7 +41,9 @@ def parse_cseq(text: str) -> CSeq:
         method = method_of(m.group(2))
     if seq >= 2**31:
         raise bad("CSeq", text, "sequence number must be below 2**31")
-    cseq = new_instance(CSeq)
-    _set_seq(cseq, seq)
-    _set_method(cseq, method)
+    draft = _CSeqDraft()
+    draft.seq = seq
+    draft.method = method
+    draft.__class__ = CSeq
+    cseq: CSeq = draft
     return cseq

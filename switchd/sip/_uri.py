@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from ._grammar import (
     Params,
     bad,
+    draft_class,
     format_params,
     get_param,
-    new_instance,
     parse_params,
-    slot_setters,
     split_hostport,
 )
 
@@ -75,9 +74,7 @@ class SipUri:
         return "".join(parts)
 
 
-_set_scheme, _set_user, _set_password, _set_host, _set_port, _set_params, _set_headers, _set_opaque = (
-    slot_setters(SipUri, "scheme", "user", "password", "host", "port", "params", "headers", "opaque")
-)
+_SipUriDraft = draft_class(SipUri)
 
 
 def parse_uri(text: str, where: str = "URI") -> SipUri:
@@ -121,13 +118,15 @@ def parse_uri(text: str, where: str = "URI") -> SipUri:
     hostport, semi, params_text = rest.partition(";")
     host, port = split_hostport(hostport, where, text)
     params = parse_params(semi + params_text, where, text) if semi else ()
-    uri = new_instance(SipUri)
-    _set_scheme(uri, scheme)
-    _set_user(uri, user)
-    _set_password(uri, password)
-    _set_host(uri, host)
-    _set_port(uri, port)
-    _set_params(uri, params)
-    _set_headers(uri, headers)
-    _set_opaque(uri, None)
+    draft = _SipUriDraft()
+    draft.scheme = scheme
+    draft.user = user
+    draft.password = password
+    draft.host = host
+    draft.port = port
+    draft.params = params
+    draft.headers = headers
+    draft.opaque = None
+    draft.__class__ = SipUri
+    uri: SipUri = draft
     return uri

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from ._grammar import (
     Params,
     bad,
+    draft_class,
     format_params,
     get_param,
-    new_instance,
     parse_params,
-    slot_setters,
     split_hostport,
 )
 
@@ -75,9 +74,7 @@ class Via:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
-_set_transport, _set_host, _set_port, _set_params, _set_protocol = slot_setters(
-    Via, "transport", "host", "port", "params", "protocol"
-)
+_ViaDraft = draft_class(Via)
 
 
 def parse_via(text: str) -> Via:
@@ -103,10 +100,12 @@ def parse_via(text: str) -> Via:
     if " " in sent_by or "\t" in sent_by:
         sent_by = sent_by.replace(" ", "").replace("\t", "")  # LWS around ':' (RFC 3261 §20.42)
     host, port = split_hostport(sent_by, "Via", text)
-    via = new_instance(Via)
-    _set_transport(via, transport)
-    _set_host(via, host)
-    _set_port(via, port)
-    _set_params(via, parse_params(semi + params_text, "Via", text) if semi else ())
-    _set_protocol(via, protocol)
+    draft = _ViaDraft()
+    draft.transport = transport
+    draft.host = host
+    draft.port = port
+    draft.params = parse_params(semi + params_text, "Via", text) if semi else ()
+    draft.protocol = protocol
+    draft.__class__ = Via
+    via: Via = draft
     return via

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from switchd.sip import RemoteProtocolError
-from switchd.sip._grammar import format_params, get_param, parse_params, split_comma, split_hostport, unquote
+from switchd.sip import CSeq, Method, NameAddr, RemoteProtocolError, SipUri, Via
+from switchd.sip._grammar import (
+    draft_class,
+    format_params,
+    get_param,
+    parse_params,
+    split_comma,
+    split_hostport,
+    unquote,
+)
 
 
 @pytest.mark.parametrize(
@@ -63,3 +71,25 @@ def test_bad_host_or_port_is_rejected(text: str) -> None:
 def test_unquote_resolves_escapes() -> None:
     assert unquote(r'"a \"b\" \\ c"') == r'a "b" \ c'
     assert unquote("token") == "token"
+
+
+def test_a_filled_draft_becomes_a_value_indistinguishable_from_the_constructed_one() -> None:
+    draft = draft_class(Via)()
+    draft.transport, draft.host, draft.port, draft.params, draft.protocol = "TCP", "h", 5060, (), "SIP/2.0"
+    draft.__class__ = Via
+    built = Via("TCP", "h", 5060)
+    assert type(draft) is Via and draft == built and hash(draft) == hash(built) and repr(draft) == repr(built)
+    with pytest.raises(AttributeError):
+        draft.host = "other"  # type: ignore[misc]  # frozen again
+
+
+@pytest.mark.parametrize("cls", [SipUri, Via, CSeq, NameAddr])
+def test_a_draft_has_exactly_the_slots_of_its_value(cls: type) -> None:
+    assert draft_class(cls).__slots__ == cls.__slots__  # type: ignore[attr-defined]
+
+
+def test_a_draft_cannot_become_a_class_of_another_layout() -> None:
+    draft = draft_class(CSeq)()
+    draft.seq, draft.method = 1, Method.INVITE
+    with pytest.raises(TypeError):
+        draft.__class__ = Via
