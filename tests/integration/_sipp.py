@@ -87,12 +87,12 @@ class SippCallee:
     """A SIPp UAS listening on 127.0.0.1:`port` until stopped (by its PID)."""
 
     def __init__(self, sipp: Path, workdir: Path, *, port: int, scenario: str = "uas",
-                 hold_ms: int = 0, name: str = "uas", timeout_s: int = 120) -> None:
+                 hold_ms: int = 0, name: str = "uas", timeout_s: int = 120, extra: Sequence[str] = ()) -> None:
         self.port = port
         self.name = name
         self.workdir = workdir
         args = [str(sipp), *_scenario_args(scenario), "-p", str(port), *_common(workdir, name),
-                "-d", str(hold_ms), "-timeout", f"{timeout_s}s"]
+                "-d", str(hold_ms), "-timeout", f"{timeout_s}s", *extra]
         self.proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL,
                                      stderr=(workdir / f"{name}.stderr").open("wb"))
         wait_for_tcp_port(port, proc=self.proc)
