@@ -20,7 +20,7 @@ import trio
 from ._child_spec import BRUTAL_KILL, ChildSpec, Restart
 from ._errors import OTPError
 from ._pid import ExitReason, Pid
-from ._process import _Process
+from ._process import DEFAULT_SHUTDOWN, _Process
 
 
 class _Child:
@@ -75,7 +75,9 @@ class _StartStatus(trio.TaskStatus[Pid]):
         proc.child_id = child.spec.id
         proc.restarts = child.restarts
         shutdown = child.spec.shutdown
-        proc.shutdown_timeout = 0.0 if shutdown is BRUTAL_KILL else float(shutdown)
+        # BRUTAL_KILL skips terminate on shutdown only (exit reason "killed"); after a crash or a
+        # Stop, terminate still runs, bounded by the default.
+        proc.shutdown_timeout = DEFAULT_SHUTDOWN if shutdown is BRUTAL_KILL else float(shutdown)
         assert child.scope is not None
         if not self._abandoned:
             # From now on only the supervisor stops it. (A supervisor cancelled while waiting

@@ -396,3 +396,14 @@ async def test_one_for_all_leaves_stopped_children_stopped_and_forgets_temporary
         assert [(c.id, c.pid is not None) for c in await which_children(sup)] == [
             ("a", True), ("off", False), ("c", True)]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_brutal_kill_child_still_runs_terminate_when_it_crashes(autojump_clock: MockClock) -> None:
+    journal = Journal()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Supervisor.start_link,
+                            [spec(journal, "k", shutdown=BRUTAL_KILL, terminate_takes=0.5)])
+        await crash("k")
+        assert journal.stops() == [("k", "ValueError")]
+        nursery.cancel_scope.cancel()
+    assert journal.stops() == [("k", "ValueError")]  # and none at the brutal shutdown
