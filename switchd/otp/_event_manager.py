@@ -69,7 +69,7 @@ class _HandlerCall:
 
 @dataclass(frozen=True, slots=True)
 class _Which:
-    pass
+    """Ask for the handler ids."""
 
 
 _Handlers = dict[str, tuple[EventHandler[Any], Any]]
