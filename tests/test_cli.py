@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import os
 import select
 import signal
 import subprocess
@@ -22,7 +23,16 @@ from defusedxml import ElementTree
 
 from switchd import __version__
 from switchd.billing import (
-    BillingStore, BillingStoreConfig, CdrAnswer, CdrClose, CdrOpen, Disposition, HangupParty, answer_cdr, close_cdr, open_cdr,
+    BillingStore,
+    BillingStoreConfig,
+    CdrAnswer,
+    CdrClose,
+    CdrOpen,
+    Disposition,
+    HangupParty,
+    answer_cdr,
+    close_cdr,
+    open_cdr,
 )
 from switchd.cli import JsonLinesFormatter, main
 from switchd.config import Config
@@ -286,25 +296,33 @@ def test_log_records_off_a_terminal_are_json_lines_with_their_extra_fields() -> 
 # --- sim -----------------------------------------------------------------------------------------------
 
 
-def _wait_for_line(proc: subprocess.Popen[str], marker: str, timeout: float = 30.0) -> str:
-    """The first stdout line of `proc` containing `marker` (fails after `timeout` s or at its exit)."""
+def _wait_for_line(proc: subprocess.Popen[bytes], marker: str, timeout: float = 30.0) -> str:
+    """The first stdout line of `proc` containing `marker` (fails after `timeout` s or at its exit).
+
+    Reads the pipe's file descriptor directly: a buffered reader would hide lines from select().
+    """
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    seen = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            line = proc.stdout.readline()
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        seen += chunk
+        for line in seen.decode(errors="replace").splitlines():
             if marker in line:
                 return line
-            if not line:
-                break
-    raise AssertionError(f"no {marker!r} line from {proc.args!r}; exit status {proc.poll()}")
+    raise AssertionError(f"no {marker!r} line from {proc.args!r}; exit status {proc.poll()}; output {seen!r}")
 
 
 def test_sim_serves_calls_until_sigint_and_refuses_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
     command = [sys.executable, "-m", "switchd", "sim", "--listen", "127.0.0.1:0", "--route", "486=busy",
                "--default", "answer:ring=0"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
         try:
             line = _wait_for_line(proc, "listening on")
             address = line.split("listening on ")[1].split()[0]

@@ -7,7 +7,16 @@ call is a process; the simulator is a supervision tree). Used by ``switchd sim``
 
 from ._address import HostPort, format_address, parse_address
 from ._behaviour import (
-    Answer, Behaviour, Behaviours, Busy, Drop, NeverAnswer, Reject, behaviour_spec, load_behaviours, parse_behaviour,
+    Answer,
+    Behaviour,
+    Behaviours,
+    Busy,
+    Drop,
+    NeverAnswer,
+    Reject,
+    behaviour_spec,
+    load_behaviours,
+    parse_behaviour,
     parse_route,
 )
 from ._errors import AddressError, BehaviourError, SimError, SimTransportError
@@ -16,9 +25,9 @@ from ._load import LoadReport, expand_number, percentile, run_load
 from ._uac import CallOptions, CallResult, LadderEntry, Outcome, UacConnection, open_uac, place_call, uac_over
 
 __all__ = [  # sorted; tests/test_exports.py checks it
-    "AddressError", "Answer", "Behaviour", "BehaviourError", "Behaviours", "Busy", "CallOptions", "CallResult",
-    "Drop", "HostPort", "LadderEntry", "LoadReport", "NeverAnswer", "Outcome", "Reject", "SimError",
-    "SimGateway", "SimTransportError", "UacConnection", "behaviour_spec", "expand_number", "format_address", "load_behaviours",
-    "open_uac", "parse_address", "parse_behaviour", "parse_route", "percentile", "place_call", "run_load",
-    "start_sim", "uac_over",
+    "AddressError", "Answer", "Behaviour", "BehaviourError", "Behaviours", "Busy", "CallOptions",
+    "CallResult", "Drop", "HostPort", "LadderEntry", "LoadReport", "NeverAnswer", "Outcome", "Reject",
+    "SimError", "SimGateway", "SimTransportError", "UacConnection", "behaviour_spec", "expand_number",
+    "format_address", "load_behaviours", "open_uac", "parse_address", "parse_behaviour", "parse_route",
+    "percentile", "place_call", "run_load", "start_sim", "uac_over",
 ]

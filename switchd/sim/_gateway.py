@@ -41,6 +41,8 @@ from ._errors import SimTransportError
 
 log = logging.getLogger(__name__)
 
+DEFAULT_TIMERS = TimerConfig()
+
 
 @dataclass(frozen=True, slots=True)
 class SimGateway:
@@ -72,7 +74,7 @@ async def start_sim(
     behaviours: Behaviours,
     *,
     name: str = "sim",
-    timers: TimerConfig = TimerConfig(),
+    timers: TimerConfig = DEFAULT_TIMERS,
     max_calls: int | None = None,
 ) -> SimGateway:
     """Listen on every address of `listen` (port 0: any free port) and start the simulator tree there.

@@ -9,8 +9,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from switchd.sim import (
-    AddressError, Answer, Behaviour, BehaviourError, Behaviours, Busy, Drop, NeverAnswer, Reject, load_behaviours,
-    behaviour_spec, parse_address, parse_behaviour, parse_route,
+    AddressError,
+    Answer,
+    Behaviour,
+    BehaviourError,
+    Behaviours,
+    Busy,
+    Drop,
+    NeverAnswer,
+    Reject,
+    behaviour_spec,
+    load_behaviours,
+    parse_address,
+    parse_behaviour,
+    parse_route,
 )
 
 

@@ -15,9 +15,17 @@ import trio.testing
 
 from switchd.otp import count_children
 from switchd.sim import (
-    Answer, Behaviours, Busy, CallResult, NeverAnswer, Outcome, SimGateway, start_sim, uac_over,
+    Answer,
+    Behaviours,
+    Busy,
+    CallResult,
+    NeverAnswer,
+    Outcome,
+    SimGateway,
+    start_sim,
+    uac_over,
 )
-from switchd.sip import Connection, NEED_DATA, Request, Response, make_request, parse_message
+from switchd.sip import NEED_DATA, Connection, Request, Response, make_request
 
 SERVER = ("127.0.0.1", 5060)
 CLIENT = ("127.0.0.1", 40000)
