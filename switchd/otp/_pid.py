@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from ._process import _Process
 
-ExitReason: TypeAlias = "str | BaseException"
+ExitReason: TypeAlias = str | BaseException
 
 NORMAL_REASONS = frozenset({"normal", "shutdown"})
 

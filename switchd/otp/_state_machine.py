@@ -123,7 +123,7 @@ class GenericTimeout:
 
 
 Action: TypeAlias = ReplyAction | Postpone | NextEvent | StateTimeout | EventTimeout | GenericTimeout
-Event: TypeAlias = "Call | Enter | EventType | GenericTimeout | Any"
+Event: TypeAlias = Call | Enter | EventType | GenericTimeout | Any  # NextEvent may insert any type
 
 
 @dataclass(frozen=True, slots=True)
