@@ -6,6 +6,8 @@ from typing import Any, ClassVar
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trio.testing import MockClock
 
 from switchd.otp import (
@@ -242,3 +244,71 @@ async def test_init_actions_run_and_an_enter_call_may_not_change_state(autojump_
             assert await get_state(pid) == ("a", 1)  # the initial enter call ran
             await trio.sleep(5.0)
     assert trio.current_time() == 1.0
+
+
+class Timed(StateMachine[str, list[tuple[str, float]]]):
+    """'go' toggles the state and sets a 2.25 s state timeout; 'poke' sets a 1.75 s event timeout;
+    'stay' does nothing. Fired timeouts are recorded with their time."""
+
+    async def init(self) -> tuple[str, list[tuple[str, float]]]:
+        return "a", []
+
+    async def handle_event(self, event: Any, content: Any, state: str, data: list[tuple[str, float]]
+                           ) -> NextState[str, list[tuple[str, float]]] | KeepState[list[tuple[str, float]]]:
+        if event is EventType.CAST and content == "go":
+            return NextState("b" if state == "a" else "a", data, [StateTimeout(2.25)])
+        if event is EventType.CAST and content == "poke":
+            return KeepState(data, [EventTimeout(1.75)])
+        if event in (EventType.STATE_TIMEOUT, EventType.EVENT_TIMEOUT):
+            return KeepState([*data, (event.value, trio.current_time())])
+        return KeepState(data)
+
+
+def _timeout_model(ops: list[tuple[int, str]], end: float) -> list[tuple[str, float]]:
+    """gen_statem's rules, simulated: a state change cancels the state timeout, any event the event timeout."""
+    fired: list[tuple[str, float]] = []
+    state_deadline: float | None = None
+    event_deadline: float | None = None
+    queue = [(float(sum(gap for gap, _ in ops[: i + 1])), op) for i, (_, op) in enumerate(ops)]
+    while True:
+        candidates = [t for t in (state_deadline, event_deadline) if t is not None]
+        timer = min(candidates) if candidates else None
+        if queue and (timer is None or queue[0][0] < timer):
+            now, op = queue.pop(0)
+            event_deadline = None  # any event cancels the event timeout
+            if op == "go":
+                state_deadline = now + 2.25
+            elif op == "poke":
+                event_deadline = now + 1.75
+        elif timer is not None and timer <= end:
+            if timer == state_deadline:
+                fired.append(("state_timeout", timer))
+                state_deadline = None
+                event_deadline = None  # the timeout event is an event too
+            else:
+                fired.append(("event_timeout", timer))
+                event_deadline = None
+        else:
+            return fired
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["go", "poke", "stay"])), max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_state_and_event_timeouts_follow_gen_statem_rules(ops: list[tuple[int, str]]) -> None:
+    end = float(sum(gap for gap, _ in ops)) + 10.0
+    recorded: list[tuple[str, float]] = []
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery:
+            pid = await nursery.start(Timed.start_link)
+            for gap, op in ops:
+                await trio.sleep(gap)
+                cast(pid, op)
+                await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep_until(end)
+            _, data = await get_state(pid)
+            recorded.extend(data)
+            nursery.cancel_scope.cancel()
+
+    trio.run(scenario, clock=MockClock(autojump_threshold=0))
+    assert recorded == _timeout_model(ops, end)
