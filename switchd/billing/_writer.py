@@ -12,7 +12,8 @@ executemany, in lifecycle order — opens, progress, answers, closes — inside 
 Each is idempotent: applying an op twice (a spool replay after a crash) changes nothing the
 second time, and a CDR is never inserted twice thanks to the unique key. Closing rates the call
 with the deck held in memory; what rating needs of the open CDR (callee, setup, answer, plan) is
-cached from its open, or read back in one SELECT per batch after a restart.
+cached from its open, or read back in one SELECT per batch (after a restart, in a replay).
+A close counts into the rollups only if it takes effect: the CDR is still open.
 """
 
 from __future__ import annotations
@@ -209,9 +210,10 @@ class _Statement:
         exec(f"def build(row):\n    return {body}\n", namespace)  # noqa: S102 (names and reprs only)
         self._build: Callable[[dict[str, Any]], Any] = namespace["build"]
 
-    def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """Execute for every row; returns the number of rows the database changed."""
         build = self._build
-        conn.exec_driver_sql(self.sql, [build(row) for row in rows])
+        return conn.exec_driver_sql(self.sql, [build(row) for row in rows]).rowcount
 
 
 class Writer:
@@ -248,8 +250,10 @@ class Writer:
         try:
             with self.engine.begin() as conn:
                 opens = [op.values for op in ops if op.kind is OpKind.OPEN]
-                if opens:
-                    self._open.run(conn, opens)
+                # The cache may only hold CDRs known to be open: if any open met an existing row
+                # (a replay, or a repeated open of a call already closed), cache none of them and
+                # let their closes read the rows.
+                fresh = bool(opens) and self._open.run(conn, opens) == len(opens)
                 progress = [_params(op.values, PROGRESS_FIELDS) for op in ops if op.kind is OpKind.PROGRESS]
                 if progress:
                     self._progress.run(conn, progress)
@@ -287,7 +291,7 @@ class Writer:
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"billing database write of {len(ops)} op(s) failed: {exc}") from exc
         # committed: only now may the cache believe it
-        for op in ops:
+        for op in ops if fresh else ():
             if op.kind is OpKind.OPEN:
                 v = op.values
                 self._known[op.key] = _Known(v["callee"], v["setup_at"], None, v["rate_plan"], v["account"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -191,4 +192,28 @@ async def test_stopping_postgresql_mid_run_loses_and_duplicates_nothing(
         await _retry_due(mock_clock)
         assert not (await store_status()).spooling
         assert _summary(db_url) == (25, 25, {CdrStatus.CLOSED}, {"0.012000"})
+        nursery.cancel_scope.cancel()
+
+
+async def test_replaying_a_spool_twice_in_small_chunks_counts_every_close_once_in_the_rollups(
+    db_url: str, tmp_path: Path, breaker: Breaker, mock_clock: trio.testing.MockClock
+) -> None:
+    # chunks of 2 ops put a call's open and close in different transactions of the replay
+    config = replace(_config(db_url, tmp_path), max_batch=2)
+    spool = config.spool_dir / "n1.jsonl"
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(partial(BillingStore.start_link, config, name="billing"))
+        await open_cdr(_open(0))
+        breaker.broken = True
+        await close_cdr(_close(0))
+        for n in range(1, 4):
+            await _call(n)
+        saved = spool.read_bytes()
+        breaker.broken = False
+        await _retry_due(mock_clock)
+        assert not (await store_status()).spooling
+        await stop(pid)
+        spool.write_bytes(saved)  # as if the daemon died before removing the replayed spool
+        await nursery.start(partial(BillingStore.start_link, config, name="billing"))
+        assert _summary(db_url) == (4, 4, {CdrStatus.CLOSED}, {"0.012000"})  # rollups checked inside
         nursery.cancel_scope.cancel()

@@ -26,6 +26,7 @@ from switchd.billing import (
     CdrProgress,
     CdrStatus,
     Disposition,
+    GroupBy,
     HangupParty,
     RateDeck,
     RateDeckError,
@@ -40,6 +41,7 @@ from switchd.billing import (
     reload_rates,
     set_rates,
     store_status,
+    summarize,
 )
 from switchd.otp import stop
 
@@ -230,6 +232,11 @@ async def test_a_replayed_open_or_close_changes_nothing(store: BillingStoreConfi
         T0 + timedelta(seconds=9),
         None,
     )
+    # a repeated open after the close, then a repeated close: still one call in the summaries
+    await open_cdr(_opened("c1"))
+    await close_cdr(close)
+    with Session(db) as session:
+        assert [(r.key, r.calls) for r in summarize(session, GroupBy.DISPOSITION)] == [("NO_ANSWER", 1)]
 
 
 async def test_a_second_attempt_of_a_call_is_a_cdr_of_its_own(store: BillingStoreConfig, db: Engine) -> None:
