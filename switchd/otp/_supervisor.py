@@ -78,6 +78,7 @@ class _Core:
         self.label = name or str(proc.pid)
         reason: ExitReason = "normal"
         failure: BaseException | None = None
+        starting: _Child | None = None
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
@@ -85,9 +86,13 @@ class _Core:
                     for spec in specs:
                         self._add(spec)
                     for child in list(self.children.values()):
+                        starting = child
                         await self._start(child)
                 except Exception as exc:  # noqa: BLE001 - a child's init failed: stop the ones started, then fail
                     failure = exc
+                    if starting is not None:
+                        emit(Report(ReportKind.START_FAILED, self.label, starting.spec.id, None, exc),
+                             "supervisor %s: child %r failed to start: %r", self.label, starting.spec.id, exc)
                 else:
                     task_status.started(proc.pid)
                     outcome = await self._loop()

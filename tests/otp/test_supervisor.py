@@ -231,12 +231,15 @@ async def test_brutal_kill_skips_terminate() -> None:
 
 async def test_a_failing_child_start_stops_the_started_ones_and_fails_the_supervisor_start() -> None:
     journal = Journal()
+    reports: list[Report] = []
+    set_report_handler(reports.append)
     children = [spec(journal, "a"), spec(journal, "b", fail=True), spec(journal, "c")]
     async with trio.open_nursery() as nursery:
         with pytest.raises(RuntimeError, match="b refuses"):
             await nursery.start(partial(Supervisor.start_link, children, name="sup"))
     assert journal.events == [("start", "a"), ("stop", "a", "shutdown")]
     assert whereis("sup") is None
+    assert [(r.kind, r.child) for r in reports] == [(ReportKind.START_FAILED, "b")]
 
 
 async def test_terminate_restart_and_delete_child() -> None:
