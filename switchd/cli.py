@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -291,12 +292,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         setup_logging(_level(args))
         code: int = args.handler(args)
+        sys.stdout.flush()  # here, so a closed pipe is handled below, not at interpreter exit
         return code
     except BaseExceptionGroup as group:  # raised inside a nursery: report it if it is one user error
         leaves = _leaves(group)
         if len(leaves) == 1 and (known := _user_error(leaves[0])) is not None:
             return _fail(*known)
         raise
+    except BrokenPipeError:
+        # The reader went away (`switchd cdr --format csv | head`): stop quietly, and point stdout at
+        # /dev/null so the interpreter's final flush does not fail again (Python's documented recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except (Exception, KeyboardInterrupt) as exc:
         known = _user_error(exc)
         if known is None:

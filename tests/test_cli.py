@@ -268,6 +268,18 @@ def test_cdr_as_a_table_shows_each_record_and_honours_limit_and_time(
     assert "call-answered" not in out and out.splitlines()[-1] == "2 CDRs"
 
 
+def test_cdr_into_a_closed_pipe_stops_quietly(
+    cdr_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `switchd cdr --format csv | head` once head has exited
+    with open(write_end, "w", encoding="utf-8") as closed_pipe:
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        assert main(["cdr", "--config", str(cdr_config), "--format", "csv"]) == 1
+        monkeypatch.undo()
+    assert capsys.readouterr().err == ""
+
+
 def test_cdr_errors_are_one_line(tmp_path: Path, cdr_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "elsewhere.toml"
     missing.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "none.sqlite3"}"\n')
