@@ -78,7 +78,9 @@ def delta_rows(deltas: dict[RollupKey, Totals]) -> list[dict[str, Any]]:
             "billed_seconds": t.billed_seconds,
             "cost": t.cost,
         }
-        for key, t in deltas.items()
+        # in key order: nodes sharing a PostgreSQL database then lock rollup rows in one order
+        # and cannot deadlock each other
+        for key, t in sorted(deltas.items(), key=lambda item: item[0])
     ]
 
 
