@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 
+from switchd.otp import whereis, which_children
 from switchd.sim import (
     Answer,
     Behaviours,
@@ -174,4 +175,12 @@ async def test_a_port_in_use_cannot_be_listened_on() -> None:
         first = await start_sim(nursery, ["127.0.0.1:0"], BEHAVIOURS, name="a")
         with pytest.raises(SimTransportError, match="cannot listen on"):
             await start_sim(nursery, [first.addresses[0]], BEHAVIOURS, name="b")
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_simulator_is_a_tree_of_calls_connections_and_listener() -> None:
+    async with trio.open_nursery() as nursery:
+        sim = await start_sim(nursery, ["127.0.0.1:0"], BEHAVIOURS, name="tree")
+        assert whereis("tree") == sim.pid
+        assert [c.id for c in await which_children(sim.pid)] == ["calls", "connections", "listener"]
         nursery.cancel_scope.cancel()

@@ -8,12 +8,13 @@ instants they are due.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 
 import pytest
 import trio
 import trio.testing
 
-from switchd.otp import count_children
+from switchd.otp import count_children, terminate_child, which_children
 from switchd.sim import (
     Answer,
     Behaviours,
@@ -176,3 +177,34 @@ async def test_the_callee_ends_when_its_connection_closes(
     assert (await count_children("vsim.calls")).active == 0
     assert (await count_children("vsim.connections")).active == 0
     assert trio.current_time() == 0.0
+
+
+async def test_a_killed_callee_ends_only_its_own_call(
+    sim: SimGateway, autojump_clock: trio.testing.MockClock
+) -> None:
+    client, server = trio.testing.memory_stream_pair()
+    await sim.serve_stream(server, local=SERVER)
+    results: dict[str, CallResult] = {}
+    async with uac_over(client, local=CLIENT, server=SERVER) as uac:
+
+        async def call(callee: str, **options: float) -> None:
+            results[callee] = await uac.call("1000", callee, **options)  # type: ignore[arg-type]
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(call, "0111", timeout=10.0))  # rings until cancelled
+            await trio.sleep(0.5)
+            nursery.start_soon(partial(call, "2000", hold=1.0))  # answers at +2, hangs up at +3
+            await trio.sleep(0.5)
+            children = await which_children("vsim.calls")  # in start order: the ringing one first
+            assert len(children) == 2 and children[0].pid is not None
+            await terminate_child("vsim.calls", children[0].pid)
+    survivor = results["2000"]
+    assert (survivor.outcome, survivor.hangup_by) == (Outcome.ANSWERED, "caller")
+    assert _times(survivor)[3:] == [(2.0, "received", "200 OK"), (2.0, "sent", "ACK"), (3.0, "sent", "BYE"),
+                                    (3.0, "received", "200 OK (BYE)")]
+    orphan = results["0111"]
+    # Its callee is gone: the CANCEL at the timeout finds no call (481) and no 487 ever comes.
+    assert orphan.outcome is Outcome.TIMEOUT and orphan.final_status is None
+    assert [(round(e.at, 6), e.label) for e in orphan.ladder[3:]] == [
+        (10.0, "CANCEL"), (10.0, "481 Call/Transaction Does Not Exist (CANCEL)"),
+    ]
