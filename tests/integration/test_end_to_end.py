@@ -32,7 +32,8 @@ from switchd.sim import (
     NeverAnswer,
     Outcome,
     Reject,
-    place_call,
+    UacConnection,
+    open_uac,
     start_sim,
 )
 from tests.integration._daemon import GatewaySpec, Switchd
@@ -60,11 +61,28 @@ class Sim:
     behaviour: Behaviour
 
 
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """A running switchd and a caller connected to it."""
+
+    switchd: Switchd
+    caller: UacConnection
+
+    async def call(self, *, hold: float = 0.0, cancel_after: float | None = None) -> CallResult:
+        """One call from CALLER to CALLEE on the caller's connection (each call bounded at 10 s)."""
+        return await self.caller.call(CALLER, CALLEE, hold=hold, cancel_after=cancel_after, timeout=10)
+
+
 @asynccontextmanager
 async def switch_between(
     start_switchd: StartSwitchd, gateways: Sequence[Sim | int], *, timers: Mapping[str, float] | None = None
-) -> AsyncIterator[Switchd]:
-    """Simulated gateways (a Sim, or a closed port) and a switchd routing every number to them in order."""
+) -> AsyncIterator[Setup]:
+    """Simulated gateways (a Sim, or a closed port), a switchd routing every number to them in order,
+    and a simulated phone connected to the switchd.
+
+    On exit the daemon is stopped (SIGTERM) while the phone and the gateways are still connected, so
+    whatever a call still has to hear from them (a 200 to its BYE) reaches it; then they stop.
+    """
     async with trio.open_nursery() as nursery:
         specs = []
         for index, gateway in enumerate(gateways, start=1):
@@ -75,13 +93,15 @@ async def switch_between(
                                   name=gateway.name)
             specs.append(GatewaySpec(f"gw{index}", sim.addresses[0][1]))
         switchd = await trio.to_thread.run_sync(lambda: start_switchd(specs, timers=timers))
-        yield switchd
+        async with open_uac(switchd.target) as caller:
+            yield Setup(switchd, caller)
+            await trio.to_thread.run_sync(switchd.stop)
         nursery.cancel_scope.cancel()
 
 
-async def stop_and_read(switchd: Switchd) -> Cdr:
-    """Stop the daemon cleanly (exit 0) and return the one CDR it wrote, closed."""
-    assert await trio.to_thread.run_sync(switchd.stop) == 0, switchd.log()
+async def closed_cdr(switchd: Switchd) -> Cdr:
+    """The one CDR the daemon wrote, closed, once it stopped cleanly (exit 0)."""
+    assert switchd.returncode == 0, switchd.log()
     cdrs = await trio.to_thread.run_sync(switchd.cdrs)
     assert len(cdrs) == 1, [(c.call_id, c.disposition) for c in cdrs]
     cdr = cdrs[0]
@@ -115,14 +135,14 @@ def assert_answered_cdr(cdr: Cdr, *, gateway: str = "gw1", b_attempts: int = 1) 
 async def test_an_answered_call_is_relayed_both_ways_and_billed_for_its_talk_time(
     start_switchd: StartSwitchd,
 ) -> None:
-    async with switch_between(start_switchd, [Sim("sim", Answer(ring=0.2))]) as switchd:
+    async with switch_between(start_switchd, [Sim("sim", Answer(ring=0.2))]) as setup:
         before = datetime.now(UTC)
-        result = await place_call(switchd.target, CALLER, CALLEE, hold=1.2, timeout=10)
+        result = await setup.call(hold=1.2)
         after = datetime.now(UTC)
-    assert result.outcome is Outcome.ANSWERED, (result, switchd.log())
+    assert result.outcome is Outcome.ANSWERED, (result, setup.switchd.log())
     assert ladder(result) == ANSWERED_LADDER
     assert result.setup_latency is not None and 0.2 <= result.setup_latency < 2.0
-    cdr = await stop_and_read(switchd)
+    cdr = await closed_cdr(setup.switchd)
     assert_answered_cdr(cdr)
     assert cdr.end_at is not None and before <= cdr.setup_at and cdr.end_at <= after
     assert cdr.call_id == result.call_id
@@ -131,12 +151,12 @@ async def test_an_answered_call_is_relayed_both_ways_and_billed_for_its_talk_tim
 
 
 async def test_a_busy_callee_is_relayed_486_and_the_cdr_says_busy(start_switchd: StartSwitchd) -> None:
-    async with switch_between(start_switchd, [Sim("sim", Busy())]) as switchd:
-        result = await place_call(switchd.target, CALLER, CALLEE, timeout=10)
-    assert (result.outcome, result.final_status) == (Outcome.REJECTED, 486), (result, switchd.log())
+    async with switch_between(start_switchd, [Sim("sim", Busy())]) as setup:
+        result = await setup.call()
+    assert (result.outcome, result.final_status) == (Outcome.REJECTED, 486), (result, setup.switchd.log())
     assert ladder(result) == [("sent", "INVITE"), ("received", "100 Trying"), ("received", "486 Busy Here"),
                               ("sent", "ACK")]
-    cdr = await stop_and_read(switchd)
+    cdr = await closed_cdr(setup.switchd)
     assert (cdr.disposition, cdr.sip_code, cdr.b_attempts) == (Disposition.BUSY, 486, 1)
     assert cdr.answer_at is None and cdr.billable_ms is None
     assert (cdr.billed_seconds, cdr.cost) == (0, Decimal(0))
@@ -146,13 +166,13 @@ async def test_a_call_nobody_answers_is_cancelled_at_the_no_answer_timeout_with_
     start_switchd: StartSwitchd,
 ) -> None:
     timers = {"no_answer": 1.0}
-    async with switch_between(start_switchd, [Sim("sim", NeverAnswer())], timers=timers) as switchd:
-        result = await place_call(switchd.target, CALLER, CALLEE, timeout=10)
-    assert (result.outcome, result.final_status) == (Outcome.REJECTED, 480), (result, switchd.log())
+    async with switch_between(start_switchd, [Sim("sim", NeverAnswer())], timers=timers) as setup:
+        result = await setup.call()
+    assert (result.outcome, result.final_status) == (Outcome.REJECTED, 480), (result, setup.switchd.log())
     assert ladder(result) == [("sent", "INVITE"), ("received", "100 Trying"), ("received", "180 Ringing"),
                               ("received", "480 Temporarily Unavailable"), ("sent", "ACK")]
     assert result.setup_latency is not None and 1.0 <= result.setup_latency < 2.0
-    cdr = await stop_and_read(switchd)
+    cdr = await closed_cdr(setup.switchd)
     assert (cdr.disposition, cdr.sip_code, cdr.hangup_by) == (Disposition.NO_ANSWER, 480, HangupParty.SWITCH)
     assert cdr.progress_at is not None and cdr.answer_at is None
     assert 1000 <= (cdr.duration_ms or 0) < 2000
@@ -162,14 +182,14 @@ async def test_a_call_nobody_answers_is_cancelled_at_the_no_answer_timeout_with_
 async def test_a_caller_that_cancels_while_ringing_gets_487_and_the_cdr_says_cancelled(
     start_switchd: StartSwitchd,
 ) -> None:
-    async with switch_between(start_switchd, [Sim("sim", NeverAnswer())]) as switchd:
-        result = await place_call(switchd.target, CALLER, CALLEE, cancel_after=0.3, timeout=10)
-    assert (result.outcome, result.final_status) == (Outcome.CANCELLED, 487), (result, switchd.log())
+    async with switch_between(start_switchd, [Sim("sim", NeverAnswer())]) as setup:
+        result = await setup.call(cancel_after=0.3)
+    assert (result.outcome, result.final_status) == (Outcome.CANCELLED, 487), (result, setup.switchd.log())
     assert ladder(result) == [
         ("sent", "INVITE"), ("received", "100 Trying"), ("received", "180 Ringing"), ("sent", "CANCEL"),
         ("received", "200 OK (CANCEL)"), ("received", "487 Request Terminated"), ("sent", "ACK"),
     ]
-    cdr = await stop_and_read(switchd)
+    cdr = await closed_cdr(setup.switchd)
     assert (cdr.disposition, cdr.sip_code, cdr.hangup_by) == (Disposition.CANCELLED, 487, HangupParty.CALLER)
     assert cdr.progress_at is not None and cdr.answer_at is None
     assert (cdr.billed_seconds, cdr.cost) == (0, Decimal(0))
@@ -179,11 +199,11 @@ async def test_a_503_from_the_first_gateway_fails_over_to_the_second_unseen_by_t
     start_switchd: StartSwitchd,
 ) -> None:
     gateways = [Sim("unavailable", Reject(code=503)), Sim("working", Answer(ring=0.1))]
-    async with switch_between(start_switchd, gateways) as switchd:
-        result = await place_call(switchd.target, CALLER, CALLEE, hold=0.3, timeout=10)
-    assert result.outcome is Outcome.ANSWERED, (result, switchd.log())
+    async with switch_between(start_switchd, gateways) as setup:
+        result = await setup.call(hold=0.3)
+    assert result.outcome is Outcome.ANSWERED, (result, setup.switchd.log())
     assert ladder(result) == ANSWERED_LADDER
-    assert_answered_cdr(await stop_and_read(switchd), gateway="gw2", b_attempts=2)
+    assert_answered_cdr(await closed_cdr(setup.switchd), gateway="gw2", b_attempts=2)
 
 
 async def test_a_refused_connection_to_the_first_gateway_fails_over_to_the_second(
@@ -191,21 +211,21 @@ async def test_a_refused_connection_to_the_first_gateway_fails_over_to_the_secon
 ) -> None:
     closed_port = free_tcp_port()  # nothing listens there: connect() is refused
     gateways: list[Sim | int] = [closed_port, Sim("working", Answer(ring=0.1))]
-    async with switch_between(start_switchd, gateways) as switchd:
-        result = await place_call(switchd.target, CALLER, CALLEE, hold=0.3, timeout=10)
-    assert result.outcome is Outcome.ANSWERED, (result, switchd.log())
+    async with switch_between(start_switchd, gateways) as setup:
+        result = await setup.call(hold=0.3)
+    assert result.outcome is Outcome.ANSWERED, (result, setup.switchd.log())
     assert ladder(result) == ANSWERED_LADDER
-    assert_answered_cdr(await stop_and_read(switchd), gateway="gw2", b_attempts=2)
+    assert_answered_cdr(await closed_cdr(setup.switchd), gateway="gw2", b_attempts=2)
 
 
 async def test_when_the_caller_hangs_up_the_callee_gets_bye_and_the_cdr_says_the_caller_did(
     start_switchd: StartSwitchd,
 ) -> None:
-    async with switch_between(start_switchd, [Sim("sim", Answer(ring=0.1))]) as switchd:
-        result = await place_call(switchd.target, CALLER, CALLEE, hold=0.5, timeout=10)
-    assert (result.outcome, result.hangup_by) == (Outcome.ANSWERED, "caller"), (result, switchd.log())
+    async with switch_between(start_switchd, [Sim("sim", Answer(ring=0.1))]) as setup:
+        result = await setup.call(hold=0.5)
+    assert (result.outcome, result.hangup_by) == (Outcome.ANSWERED, "caller"), (result, setup.switchd.log())
     assert ladder(result) == ANSWERED_LADDER
-    cdr = await stop_and_read(switchd)
+    cdr = await closed_cdr(setup.switchd)
     assert_answered_cdr(cdr)
     assert cdr.hangup_by is HangupParty.CALLER
     assert 450 <= (cdr.billable_ms or 0) <= 1300
@@ -214,14 +234,14 @@ async def test_when_the_caller_hangs_up_the_callee_gets_bye_and_the_cdr_says_the
 async def test_when_the_callee_hangs_up_the_caller_gets_bye_and_the_cdr_says_the_callee_did(
     start_switchd: StartSwitchd,
 ) -> None:
-    async with switch_between(start_switchd, [Sim("sim", Answer(ring=0.1, hangup_after=0.5))]) as switchd:
-        result = await place_call(switchd.target, CALLER, CALLEE, hold=10, timeout=10)
-    assert (result.outcome, result.hangup_by) == (Outcome.ANSWERED, "callee"), (result, switchd.log())
+    async with switch_between(start_switchd, [Sim("sim", Answer(ring=0.1, hangup_after=0.5))]) as setup:
+        result = await setup.call(hold=10)
+    assert (result.outcome, result.hangup_by) == (Outcome.ANSWERED, "callee"), (result, setup.switchd.log())
     assert ladder(result) == [
         ("sent", "INVITE"), ("received", "100 Trying"), ("received", "180 Ringing"), ("received", "200 OK"),
         ("sent", "ACK"), ("received", "BYE"), ("sent", "200 OK (BYE)"),
     ]
-    cdr = await stop_and_read(switchd)
+    cdr = await closed_cdr(setup.switchd)
     assert_answered_cdr(cdr)
     assert cdr.hangup_by is HangupParty.CALLEE
     assert 450 <= (cdr.billable_ms or 0) <= 1300
@@ -231,15 +251,15 @@ async def test_a_call_longer_than_max_call_duration_is_ended_by_the_switch_on_bo
     start_switchd: StartSwitchd,
 ) -> None:
     timers = {"max_call_duration": 1.0}
-    async with switch_between(start_switchd, [Sim("sim", Answer(ring=0.1))], timers=timers) as switchd:
-        result = await place_call(switchd.target, CALLER, CALLEE, hold=10, timeout=10)
+    async with switch_between(start_switchd, [Sim("sim", Answer(ring=0.1))], timers=timers) as setup:
+        result = await setup.call(hold=10)
     # the caller would have held 10 s; the switch's BYE came after 1 s
-    assert (result.outcome, result.hangup_by) == (Outcome.ANSWERED, "callee"), (result, switchd.log())
+    assert (result.outcome, result.hangup_by) == (Outcome.ANSWERED, "callee"), (result, setup.switchd.log())
     assert ladder(result)[-2:] == [("received", "BYE"), ("sent", "200 OK (BYE)")]
     bye_at = result.ladder[-2].at
     answered_at = result.ladder[3].at
     assert 1.0 <= bye_at - answered_at < 1.8
-    cdr = await stop_and_read(switchd)
+    cdr = await closed_cdr(setup.switchd)
     assert_answered_cdr(cdr)
     assert cdr.hangup_by is HangupParty.SWITCH
     assert 1000 <= (cdr.billable_ms or 0) < 1800
