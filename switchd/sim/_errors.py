@@ -2,7 +2,7 @@
 
 * SimError                  base of every error this package raises on purpose
   * BehaviourError          a behaviour spec or behaviours file is malformed (names the spec and key)
-  * AddressError            a ``host:port`` address does not parse
+  * AddressError            a ``host:port`` address, or a number to call, is not valid
   * SimTransportError       a TCP connection could not be opened, listened on, or was lost
 """
 
@@ -18,7 +18,7 @@ class BehaviourError(SimError):
 
 
 class AddressError(SimError):
-    """An address is not ``host:port`` with a port in 0-65535."""
+    """An address is not ``host:port`` with a port in 0-65535, or a number cannot be a SIP user."""
 
 
 class SimTransportError(SimError):

@@ -32,6 +32,7 @@ from switchd.sip import (
     NonInviteClientTransaction,
     Request,
     Response,
+    SipError,
     Status,
     TimedOut,
     TimerConfig,
@@ -46,7 +47,7 @@ from switchd.sip import (
 
 from ._address import HostPort, format_address, parse_address
 from ._connection import Attach, ConnectionLost, Received, Send, run_connection, socket_ends
-from ._errors import SimTransportError
+from ._errors import AddressError, SimTransportError
 from ._mailbox import earliest, next_message
 from ._sdp import CONTENT_TYPE, audio_sdp
 
@@ -140,12 +141,16 @@ class UacConnection:
 
         `hold`: seconds the caller stays on an answered call before its BYE. `cancel_after`: CANCEL
         the call that long after the INVITE. `timeout`: give up when no final response came by then.
+        Raises AddressError when `caller` or `callee` cannot be a SIP user part.
         """
         options = CallOptions(hold=hold, cancel_after=cancel_after, timeout=timeout, timers=timers or TimerConfig())
+        try:
+            call = _Caller(self, caller, callee, options)
+        except SipError as exc:  # make_request's lazy URI parse may raise RemoteProtocolError too
+            raise AddressError(f"cannot call {callee!r} as {caller!r}: {exc}") from exc
         done: list[CallResult] = []
         finished = trio.Event()
-        await self._nursery.start(partial(Process.start_link, _run_caller, self, caller, callee, options,
-                                          done, finished))
+        await self._nursery.start(partial(Process.start_link, _run_caller, call, done, finished))
         await finished.wait()
         return done[0]
 
@@ -211,11 +216,10 @@ class _Lost(Exception):
     """The connection went away under the call."""
 
 
-async def _run_caller(uac: UacConnection, caller: str, callee: str, options: CallOptions,
-                      done: list[CallResult], finished: trio.Event) -> None:
+async def _run_caller(call: _Caller, done: list[CallResult], finished: trio.Event) -> None:
     """The body of a caller process: run the call and hand its result over."""
     try:
-        done.append(await _Caller(uac, caller, callee, options).run())
+        done.append(await call.run())
     finally:
         finished.set()
 

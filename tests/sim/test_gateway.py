@@ -9,6 +9,7 @@ import trio
 
 from switchd.otp import whereis, which_children
 from switchd.sim import (
+    AddressError,
     Answer,
     Behaviours,
     Busy,
@@ -184,3 +185,11 @@ async def test_the_simulator_is_a_tree_of_calls_connections_and_listener() -> No
         assert whereis("tree") == sim.pid
         assert [c.id for c in await which_children(sim.pid)] == ["calls", "connections", "listener"]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_number_that_cannot_be_a_sip_user_is_refused_before_anything_is_sent(sim: SimGateway) -> None:
+    with trio.fail_after(LIMIT):
+        async with open_uac(sim.addresses[0]) as uac:
+            with pytest.raises(AddressError, match="cannot call '2000' as 'a b'"):
+                await uac.call("a b", "2000")
+            assert (await uac.call("1000", "2000", hold=0.0)).answered  # the connection is still fine
