@@ -208,3 +208,26 @@ async def test_a_killed_callee_ends_only_its_own_call(
     assert [(round(e.at, 6), e.label) for e in orphan.ladder[3:]] == [
         (10.0, "CANCEL"), (10.0, "481 Call/Transaction Does Not Exist (CANCEL)"),
     ]
+
+
+async def test_a_simulator_at_max_calls_answers_503_with_retry_after(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        sim = await start_sim(nursery, [], BEHAVIOURS, name="full", max_calls=1)
+        client, server = trio.testing.memory_stream_pair()
+        await sim.serve_stream(server, local=SERVER)
+        results: list[CallResult] = []
+        async with uac_over(client, local=CLIENT, server=SERVER) as uac:
+
+            async def call(callee: str, **options: float) -> None:
+                results.append(await uac.call("1000", callee, **options))  # type: ignore[arg-type]
+
+            async with trio.open_nursery() as calls:
+                calls.start_soon(partial(call, "0111", cancel_after=5.0))
+                await trio.sleep(1.0)
+                calls.start_soon(call, "2000")
+        nursery.cancel_scope.cancel()
+    refused, cancelled = results
+    assert (refused.final_status, refused.setup_latency) == (503, 0.0)
+    refusal = refused.ladder[1].message
+    assert refusal.retry_after is not None and refusal.retry_after.seconds == 1
+    assert cancelled.outcome is Outcome.CANCELLED
