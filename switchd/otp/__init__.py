@@ -86,7 +86,8 @@ from ._messages import (
 from ._pid import Down, ExitReason, MonitorRef, Pid, TimerRef
 from ._registry import dispatch, join, leave, members, register, unregister, whereis
 from ._reports import Report, ReportHandler, ReportKind, set_report_handler
-from ._state_machine import (
+from ._state_machine import StateMachine
+from ._statem_types import (
     CAST,
     EVENT_TIMEOUT,
     INFO,
@@ -104,7 +105,6 @@ from ._state_machine import (
     NextState,
     Postpone,
     ReplyAction,
-    StateMachine,
     StateTimeout,
 )
 from ._supervisor import (
