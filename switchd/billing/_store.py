@@ -13,7 +13,8 @@ Strategy:
   (`trio.to_thread.run_sync(..., limiter=CapacityLimiter(1))`), never on the trio loop.
 * When the database fails, the batch (and every later one, to keep the order) goes to the spool
   file, fsync'd before the reply; the call goes on. Every `retry_interval` seconds the store
-  tries again: migrate, load decks, replay the spool idempotently, then back to the database.
+  tries again: migrate, load decks, then replay the spool idempotently one chunk per message
+  (calls go on being answered, and spooled behind it), then back to the database.
 * Recovery: the first time a store connects in a run of the daemon it closes this node's open
   CDRs left by the previous run as `recovered`. A store restarted by its supervisor in the same
   run does not: those CDRs belong to calls still in flight.
@@ -148,6 +149,11 @@ class _Written:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    pass
+
+
 _Batch = list[tuple[Op, Caller]]
 
 
@@ -169,6 +175,8 @@ class _State:
     spooling: bool = False
     retry: TimerRef | None = None
     spooled_ops: int = 0
+    replay_offset: int = 0  # bytes of the spool already replayed
+    replayed_ops: int = 0  # in the replay under way
     written_ops: int = 0
     batches: int = 0
     recovered: int = 0
@@ -226,7 +234,7 @@ class BillingStore(GenServer[_State]):
             outbox,
             deck_to_store=deck,
         )
-        await self._connect(state)
+        await self._connect(state, whole_spool=True)
         nursery.start_soon(self._write_batches, state, inbox, self_pid())
         return state
 
@@ -276,7 +284,9 @@ class BillingStore(GenServer[_State]):
                 await self._dispatch(state)
             case _Retry():
                 state.retry = None
-                await self._connect(state)
+                await self._connect(state, whole_spool=False)
+            case _Replay():
+                await self._replay_next(state)
             case _:
                 log.warning("billing store: unexpected message %r", msg)
         return NoReply(state)
@@ -383,40 +393,81 @@ class BillingStore(GenServer[_State]):
         if state.retry is None:
             state.retry = send_after(self_pid(), _Retry(), state.config.retry_interval)
 
-    async def _connect(self, state: _State) -> None:
-        """Migrate, store the configured deck, load decks, replay the spool, recover (once a run)."""
-        cfg = state.config
-        done = _recovered_this_run()
-        recover = cfg.recover and (cfg.url, cfg.node) not in done
+    async def _connect(self, state: _State, *, whole_spool: bool) -> None:
+        """Migrate, store the configured deck, load decks, replay the spool, recover (once a run).
+
+        At start the whole spool is replayed before the store is ready (no call is waiting yet).
+        After an outage only its first chunk is, here; `_Replay` messages to itself do the rest
+        one chunk each, so calls keep being answered (and spooled) while a long spool drains.
+        """
+        recover = self._must_recover(state)
+
+        def work() -> tuple[bool, int]:
+            self._startup(state)
+            done = self._replay_chunk(state)
+            while whole_spool and not done:
+                done = self._replay_chunk(state)
+            return done, self._recover(state) if done and recover else 0
+
         try:
-            replayed, recovered = await self._thread(state, partial(self._startup, state, recover))
+            done, recovered = await self._thread(state, work)
         except (StoreUnavailable, MigrationError) as exc:
-            if not state.spooling:
-                log.error(
-                    "billing database unavailable, spooling CDRs to %s: %s",
-                    state.spool.path,
-                    exc,
-                    extra={"spool": str(state.spool.path)},
-                )
-            state.connected = False
-            state.spooling = True
-            self._schedule_retry(state)
+            self._unavailable(state, exc)
             return
-        if state.spooling or replayed:
+        self._replayed(state, done, recovered, recover)
+
+    async def _replay_next(self, state: _State) -> None:
+        recover = self._must_recover(state)
+
+        def work() -> tuple[bool, int]:
+            done = self._replay_chunk(state)
+            return done, self._recover(state) if done and recover else 0
+
+        try:
+            done, recovered = await self._thread(state, work)
+        except StoreUnavailable as exc:
+            self._unavailable(state, exc)
+            return
+        self._replayed(state, done, recovered, recover)
+
+    def _must_recover(self, state: _State) -> bool:
+        cfg = state.config
+        return cfg.recover and (cfg.url, cfg.node) not in _recovered_this_run()
+
+    def _unavailable(self, state: _State, exc: BillingError) -> None:
+        if not state.spooling:
+            log.error(
+                "billing database unavailable, spooling CDRs to %s: %s",
+                state.spool.path,
+                exc,
+                extra={"spool": str(state.spool.path)},
+            )
+        state.connected = False
+        state.spooling = True
+        self._schedule_retry(state)
+
+    def _replayed(self, state: _State, done: bool, recovered: int, recover: bool) -> None:
+        if not done:
+            state.spooling = True  # until the spool is drained, new writes queue behind it
+            send(self_pid(), _Replay())
+            return
+        if state.spooling or state.replayed_ops:
             log.warning(
                 "billing database reachable again: %d spooled op(s) replayed",
-                replayed,
-                extra={"replayed": replayed},
+                state.replayed_ops,
+                extra={"replayed": state.replayed_ops},
             )
         if recover:
-            done.add((cfg.url, cfg.node))
+            cfg = state.config
+            _recovered_this_run().add((cfg.url, cfg.node))
         state.connected = True
         state.spooling = False
         state.spooled_ops = 0
+        state.replayed_ops = 0
         state.recovered += recovered
 
-    def _startup(self, state: _State, recover: bool) -> tuple[int, int]:
-        """In the writer thread: everything `_connect` does; returns (replayed, recovered)."""
+    def _startup(self, state: _State) -> None:
+        """In the writer thread: migrate, store the configured deck, load every deck."""
         cfg = state.config
         if cfg.migrate:
             upgrade(state.engine)
@@ -431,43 +482,50 @@ class BillingStore(GenServer[_State]):
             )
             state.deck_to_store = None
         state.writer.load_decks()
-        replayed = self._replay(state)
-        recovered = 0
-        if recover:
-            ops = state.writer.recover(cfg.node, datetime.now(UTC), cfg.max_batch)
-            for op in ops:
-                log.warning(
-                    "CDR %s… left open by a previous run closed as recovered, end %s",
-                    op.key[:12],
-                    op.values["end_at"].isoformat(),
-                    extra={"cdr_key": op.key},
-                )
-            if ops:
-                log.warning(
-                    "recovered %d open CDR(s) of node %s",
-                    len(ops),
-                    cfg.node,
-                    extra={"recovered": len(ops), "node": cfg.node},
-                )
-            recovered = len(ops)
-        return replayed, recovered
 
-    def _replay(self, state: _State) -> int:
-        """Apply the spool to the database in `max_batch` transactions, then remove it."""
+    def _replay_chunk(self, state: _State) -> bool:
+        """In the writer thread: commit the next `max_batch` spooled ops; True once the spool is empty.
+
+        The offset moves only after the commit; reaching the end and removing the file happen in
+        one thread call, so no append can slip in between.
+        """
         if not state.spool.pending():
-            return 0
-        replayed = 0
-        for chunk in state.spool.read(state.config.max_batch):
-            for op, outcome in zip(chunk, state.writer.apply(chunk), strict=True):
+            return True
+        ops, offset, end = state.spool.read_chunk(state.replay_offset, state.config.max_batch)
+        if ops:
+            for op, outcome in zip(ops, state.writer.apply(ops), strict=True):
                 if isinstance(outcome, UnknownCdr):
                     log.error(
                         "spooled %s op cannot be placed: %s", op.kind, outcome, extra={"cdr_key": op.key}
                     )
-            replayed += len(chunk)
-            state.written_ops += len(chunk)
+            state.replayed_ops += len(ops)
+            state.written_ops += len(ops)
             state.batches += 1
-        state.spool.clear()
-        return replayed
+        state.replay_offset = offset
+        if end:
+            state.spool.clear()
+            state.replay_offset = 0
+        return end
+
+    def _recover(self, state: _State) -> int:
+        """In the writer thread: close this node's CDRs left open by the previous run."""
+        cfg = state.config
+        ops = state.writer.recover(cfg.node, datetime.now(UTC), cfg.max_batch)
+        for op in ops:
+            log.warning(
+                "CDR %s… left open by a previous run closed as recovered, end %s",
+                op.key[:12],
+                op.values["end_at"].isoformat(),
+                extra={"cdr_key": op.key},
+            )
+        if ops:
+            log.warning(
+                "recovered %d open CDR(s) of node %s",
+                len(ops),
+                cfg.node,
+                extra={"recovered": len(ops), "node": cfg.node},
+            )
+        return len(ops)
 
     async def _set_rates(self, state: _State, read: Callable[[], RateDeck]) -> int | BillingError:
         def load() -> int:

@@ -195,10 +195,19 @@ async def test_stopping_postgresql_mid_run_loses_and_duplicates_nothing(
         nursery.cancel_scope.cancel()
 
 
-async def test_replaying_a_spool_twice_in_small_chunks_counts_every_close_once_in_the_rollups(
+async def _until_replayed(chunks: int) -> None:
+    """Ask the store until its replay is over: each answer comes after at most one more chunk."""
+    for _ in range(chunks + 1):
+        if not (await store_status()).spooling:
+            return
+    raise AssertionError(f"spool not replayed after {chunks} chunks")
+
+
+async def test_a_long_spool_drains_chunk_by_chunk_while_calls_go_on_and_replays_stay_exact(
     db_url: str, tmp_path: Path, breaker: Breaker, mock_clock: trio.testing.MockClock
 ) -> None:
-    # chunks of 2 ops put a call's open and close in different transactions of the replay
+    # chunks of 2 ops: the replay takes several turns of the store, and a call's open and close
+    # land in different transactions of it
     config = replace(_config(db_url, tmp_path), max_batch=2)
     spool = config.spool_dir / "n1.jsonl"
     async with trio.open_nursery() as nursery:
@@ -210,10 +219,14 @@ async def test_replaying_a_spool_twice_in_small_chunks_counts_every_close_once_i
             await _call(n)
         saved = spool.read_bytes()
         breaker.broken = False
-        await _retry_due(mock_clock)
-        assert not (await store_status()).spooling
+        await _retry_due(mock_clock)  # the replay starts: one chunk, then one per turn
+        await _call(4)  # answered meanwhile: spooled behind the replay, not kept waiting for it
+        await _until_replayed(chunks=8)
+        assert _summary(db_url) == (5, 5, {CdrStatus.CLOSED}, {"0.012000"})  # rollups checked inside
+        assert not spool.exists()
+
         await stop(pid)
         spool.write_bytes(saved)  # as if the daemon died before removing the replayed spool
-        await nursery.start(partial(BillingStore.start_link, config, name="billing"))
-        assert _summary(db_url) == (4, 4, {CdrStatus.CLOSED}, {"0.012000"})  # rollups checked inside
+        await nursery.start(partial(BillingStore.start_link, config, name="billing"))  # replays it all
+        assert _summary(db_url) == (5, 5, {CdrStatus.CLOSED}, {"0.012000"})
         nursery.cancel_scope.cancel()

@@ -33,11 +33,11 @@ def _config(url: str, spool_dir: Path) -> BillingStoreConfig:
     return BillingStoreConfig(url=url, node="n1", spool_dir=spool_dir, retry_interval=3600.0)
 
 
-async def _run_store(config: BillingStoreConfig, calls: int) -> None:
-    """Start a store, place `calls` short calls through it, stop it."""
+async def _run_store(config: BillingStoreConfig, calls: int, first: int = 0) -> None:
+    """Start a store, place `calls` short calls (c<first>, …) through it, stop it."""
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(BillingStore.start_link, config, name="billing"))
-        for n in range(calls):
+        for n in range(first, first + calls):
             await open_cdr(CdrOpen(call_id=f"c{n}", caller="4155550100", callee="4155550123", setup_at=T0))
             await close_cdr(
                 CdrClose(call_id=f"c{n}", end_at=T0 + timedelta(seconds=1), disposition=Disposition.NO_ANSWER)
@@ -72,6 +72,19 @@ async def test_a_torn_last_line_is_dropped_and_the_rest_replayed(tmp_path: Path)
     assert not spool.exists()
 
 
+async def test_a_write_after_a_torn_line_is_not_glued_to_it(tmp_path: Path) -> None:
+    spool, url = await _spool_while_down(tmp_path, 2)
+    with spool.open("ab") as f:
+        f.write(b'{"op":"close","v":{"ke')  # the daemon died mid-append ...
+    directory = tmp_path / "db"
+    directory.rename(tmp_path / "db-away")  # ... and the database is still down at the next start
+    await _run_store(_config(url, tmp_path / "spool"), 1, first=2)  # spools a call after the torn line
+    (tmp_path / "db-away").rename(directory)
+    await _run_store(_config(url, tmp_path / "spool"), 0)
+    assert _count(url) == 3  # the call spooled after the torn line was not lost with it
+    assert not list(spool.parent.glob("*.bad-*"))
+
+
 async def test_a_damaged_line_is_skipped_reported_and_the_spool_kept_for_the_operator(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -81,7 +94,8 @@ async def test_a_damaged_line_is_skipped_reported_and_the_spool_kept_for_the_ope
     with caplog.at_level(logging.ERROR, logger="switchd.billing"):
         await _run_store(_config(url, tmp_path / "spool"), 0)
     assert _count(url) == 3
-    assert f"{spool}:3: skipping a malformed line" in caplog.text
+    damaged_at = len(lines[0]) + len(lines[1])  # the third line
+    assert f"{spool}: skipping a malformed line at byte {damaged_at}" in caplog.text
     assert not spool.exists()
     [kept] = spool.parent.glob("n1.jsonl.bad-*")
     assert b"not json at all" in kept.read_bytes()

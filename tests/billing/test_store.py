@@ -345,7 +345,10 @@ async def test_overlong_sip_values_are_cut_to_fit_and_the_call_is_still_billed(
     await open_cdr(_opened(call_id, caller=caller, a_from_tag="t" * 300))
     await close_cdr(
         CdrClose(
-            call_id=call_id, end_at=T0 + timedelta(seconds=5), disposition=Disposition.BUSY, sip_reason="r" * 999
+            call_id=call_id,
+            end_at=T0 + timedelta(seconds=5),
+            disposition=Disposition.BUSY,
+            sip_reason="r" * 999,
         )
     )
     [cdr] = _cdrs(db)
