@@ -17,6 +17,7 @@ from ._grammar import (
     get_param,
     parse_params,
     split_hostport,
+    split_params,
 )
 
 __all__ = ["SipUri", "parse_uri"]
@@ -27,6 +28,14 @@ _URI_CHARS = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/:@%\[\]]+")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _HEADER_PART = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|%[0-9A-Fa-f]{2})*")
 _OPAQUE = re.compile(r"[^\x00-\x20\x7f<>\"]+")
+# The commonest shape in one regex: sip[s]:[user@]host[:port][;name[=value]...], with only
+# characters that need no further check: no escapes, password, IPv6 reference or URI headers,
+# parameter names and values of token characters that a URI allows (not '%' nor '`').
+_UT = r"[A-Za-z0-9\-.!*_+'~]+"
+_COMMON = re.compile(
+    r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,/]+)@)?([A-Za-z0-9][A-Za-z0-9.\-]*)(?::([0-9]{1,5}))?"
+    rf"((?:;{_UT}(?:={_UT})?)*)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +88,31 @@ _SipUriDraft = draft_class(SipUri)
 
 def parse_uri(text: str, where: str = "URI") -> SipUri:
     """Parse `text` as a URI; raises RemoteProtocolError(400, "Bad <where>") when malformed."""
+    m = _COMMON.fullmatch(text)
+    if m is None:
+        return _parse_uri(text, where)
+    scheme, user, host, port_text, params_text = m.groups()
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return _parse_uri(text, where)  # which says why
+    draft = _SipUriDraft()
+    draft.scheme = scheme
+    draft.user = user
+    draft.password = None
+    draft.host = host
+    draft.port = port
+    draft.params = split_params(params_text)
+    draft.headers = ()
+    draft.opaque = None
+    draft.__class__ = SipUri
+    uri: SipUri = draft
+    return uri
+
+
+def _parse_uri(text: str, where: str) -> SipUri:
+    """`parse_uri` for any shape: the full RFC 3261 grammar, one component at a time."""
     scheme, colon, rest = text.partition(":")
     if scheme != "sip" and scheme != "sips":
         lowered = scheme.lower()

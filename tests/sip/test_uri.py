@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchd.sip import RemoteProtocolError, SipUri, parse_uri
+from switchd.sip._uri import _COMMON, _parse_uri
+
+from ._fast_paths import NEAR, mostly, near_misses, outcome
 
 
 def test_every_component_of_a_sip_uri_is_parsed() -> None:
@@ -85,3 +88,42 @@ def test_any_sip_uri_round_trips_through_str_and_parse(
         password = None
     uri = SipUri(scheme, user, password, host, port, params, headers)
     assert parse_uri(str(uri)) == uri
+
+
+def _general(text: str) -> SipUri:
+    return _parse_uri(text, "URI")
+
+
+_param = mostly(st.text("aZ09-.!*_+'~", min_size=1, max_size=4), NEAR + "%f")
+
+
+@settings(max_examples=300)
+@given(
+    scheme=st.sampled_from(["sip", "sips", "sip", "sips", "SIP", "tel"]),
+    user=st.none() | mostly(st.text("aZ09-_.!~*'()&=+$,/", min_size=1, max_size=6), NEAR + "%f"),
+    host=mostly(st.text("aZ09", min_size=1, max_size=2) | st.text("aZ09.-", min_size=1, max_size=8)),
+    port=st.none() | st.integers(0, 65535) | st.integers(65536, 99999),
+    params=st.lists(st.tuples(_param, st.none() | _param), max_size=3),
+)
+def test_the_common_shape_fast_path_gives_exactly_what_the_full_grammar_gives(
+    scheme: str, user: str | None, host: str, port: int | None, params: list[tuple[str, str | None]],
+) -> None:
+    text = f"{scheme}:{'' if user is None else user + '@'}{host}{'' if port is None else f':{port}'}"
+    text += "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params)
+    assert outcome(parse_uri, text) == outcome(_general, text)
+
+
+def test_any_character_in_any_part_of_a_common_uri_gets_what_the_full_grammar_gives() -> None:
+    parts = {"scheme": "sip", "user": "alice", "host": "atlanta.example.com", "port": "5060",
+             "name": "transport", "value": "tcp", "flag": "lr"}
+    for text in near_misses("{scheme}:{user}@{host}:{port};{name}={value};{flag}", parts):
+        assert outcome(parse_uri, text) == outcome(_general, text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["sip:+15551234567@switch.example.com:5060", "sip:alice@192.0.2.101:5060;transport=tcp",
+     "sips:biloxi.example.com", "sip:proxy.example.com;lr", "sip:b@h:65535;user=phone;x"],
+)
+def test_common_uris_take_the_fast_path(text: str) -> None:
+    assert _COMMON.fullmatch(text) is not None
