@@ -386,32 +386,6 @@ def _signals_available() -> bool:
 # --- the daemon ------------------------------------------------------------------------------------
 
 
-class _OneLine(logging.Formatter):
-    """`2026-11-25 09:20:01.123 INFO  switchd.switch._listener: message [call_id=…]` on one line."""
-
-    _FIELDS = ("call_id", "peer", "gateway", "child", "supervisor", "reason")
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s.%(msecs)03d %(levelname)-5s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        extras = [f"{name}={getattr(record, name)}" for name in self._FIELDS
-                  if getattr(record, name, None) is not None and f"{getattr(record, name)}" not in text]
-        if extras:
-            text += " [" + " ".join(extras) + "]"
-        return text.replace("\n", " | ")
-
-
-def configure_logging(level: int | str = logging.INFO) -> None:
-    """Readable one-line logs to stderr on the root logger (what `run_daemon` installs)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_OneLine())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
 def migrate(config: Config) -> None:
     """Create the data directories and upgrade the billing schema to head; raises MigrationError."""
     for directory in (config.data_dir, config.billing.spool):
@@ -444,21 +418,16 @@ async def serve(config: Config, *, task_status: trio.TaskStatus[Pid] = trio.TASK
     return await run_async(build_app(config), task_status=task_status)
 
 
-def run_daemon(config: Config, *, log_level: int | str = logging.INFO, configure_logs: bool = True) -> int:
+def run_daemon(config: Config) -> int:
     """`switchd run`: the node for `config` in the foreground, until SIGTERM/SIGINT; the exit code.
 
     Upgrades the billing schema to head, starts the tree (the billing store closes CDRs a previous
-    run left open as `recovered`), logs one line per record to stderr, drains calls on the first
+    run left open as `recovered`), drains calls on the first
     SIGTERM/SIGINT (new calls get 503; up to ``timers.drain_timeout``; the rest get BYE) and stops
     at once on a second. SIGHUP reloads routes and rates. Returns 0 after a clean stop, 1 if the tree
     gave up, 2 if it could not start (the reason is logged), 130 if interrupted while migrating.
-    Call it from the main thread.
-
-    Keywords (for cli.py): ``log_level`` of the root logger, INFO; ``configure_logs``: install the
-    one-line stderr handler, True (False: the caller installed its own handlers).
+    Call it from the main thread; log handlers are the caller's (cli.py installs them).
     """
-    if configure_logs:
-        configure_logging(log_level)
     try:
         return trio.run(serve, config)
     except KeyboardInterrupt:  # ^C before the signal handlers were installed (during the migration)

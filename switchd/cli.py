@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="more log output (-v: INFO, -vv: DEBUG)")
     logging_options.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                                  help="log level (default: INFO for run and sim, WARNING otherwise)")
+    logging_options.add_argument("--log-format", choices=["auto", "text", "json"], default="auto",
+                                 help="auto (rich on a terminal, one line per record otherwise), text or json")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser("run", parents=[logging_options], help="run the softswitch daemon",
@@ -232,6 +234,43 @@ def build_parser() -> argparse.ArgumentParser:
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The `extra=` fields of `record` (call_id, gateway, ...), JSON-friendly."""
+    return {
+        key: value if isinstance(value, str | int | float | bool | None) else repr(value)
+        for key, value in vars(record).items()
+        if key not in _RECORD_FIELDS and not key.startswith("_")
+    }
+
+
+class OneLineFormatter(logging.Formatter):
+    """`2026-11-25 09:20:01.123 INFO  switchd.switch._listener: message [call_id=… gateway=…]`.
+
+    One record, one line, whatever it carries: an exception is reduced to its last line (type and
+    message) unless the handler runs at DEBUG, where the traceback follows on the same line.
+    """
+
+    def __init__(self, *, tracebacks: bool = False) -> None:
+        super().__init__("%(asctime)s.%(msecs)03d %(levelname)-5s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+        self._tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = logging.Formatter.formatMessage(self, self._prepare(record))
+        extras = " ".join(f"{key}={value}" for key, value in _extras(record).items() if key != "exc")
+        if extras:
+            text += f" [{extras}]"
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text += " | " + (self.formatException(record.exc_info) if self._tracebacks
+                             else f"{type(exc).__name__}: {exc}")
+        return text.replace("\n", " | ")
+
+    def _prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        return record
+
+
 class JsonLinesFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, and every `extra=` field."""
 
@@ -241,10 +280,8 @@ class JsonLinesFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            **_extras(record),
         }
-        for key, value in vars(record).items():
-            if key not in _RECORD_FIELDS and not key.startswith("_"):
-                entry[key] = value if isinstance(value, str | int | float | bool | None) else repr(value)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -253,16 +290,23 @@ class JsonLinesFormatter(logging.Formatter):
 _installed: logging.Handler | None = None
 
 
-def setup_logging(level: int, *, stream: Any = None) -> logging.Handler:
-    """Send switchd's logs to stderr at `level`: rich on a terminal, JSON lines otherwise."""
+def setup_logging(level: int, *, fmt: str = "auto", stream: Any = None) -> logging.Handler:
+    """Send switchd's logs to stderr at `level`.
+
+    `fmt`: ``auto`` (rich on a terminal, one readable line per record otherwise), ``text`` (one
+    line per record), ``json`` (one JSON object per line, for log shippers).
+    """
     global _installed
     stream = stream or sys.stderr
     handler: logging.Handler
-    if stream.isatty():
+    if fmt == "json":
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(JsonLinesFormatter())
+    elif fmt == "auto" and stream.isatty():
         handler = RichHandler(console=Console(file=stream), show_path=False, rich_tracebacks=False)
     else:
         handler = logging.StreamHandler(stream)
-        handler.setFormatter(JsonLinesFormatter())
+        handler.setFormatter(OneLineFormatter(tracebacks=level <= logging.DEBUG))
     root = logging.getLogger()
     if _installed is not None:
         root.removeHandler(_installed)
@@ -290,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stdout)
             return 0
-        setup_logging(_level(args))
+        setup_logging(_level(args), fmt=args.log_format)
         code: int = args.handler(args)
         sys.stdout.flush()  # here, so a closed pipe is handled below, not at interpreter exit
         return code
@@ -358,7 +402,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = _load_config(args.config)
     from switchd.app import run_daemon  # here, so call/load/cdr do not import the whole daemon
 
-    return run_daemon(config, log_level=_level(args), configure_logs=False)
+    return run_daemon(config)
 
 
 # --- sim -------------------------------------------------------------------------------------------------

@@ -172,7 +172,7 @@ def test_run_daemon_returns_2_when_the_database_cannot_be_prepared(tmp_path: Pat
     config = make_config(tmp_path)
     config = dataclasses.replace(config, database=dataclasses.replace(config.database,
                                                                       url="sqlite:////proc/no/such/dir/x.db"))
-    assert run_daemon(config, configure_logs=False) == 2
+    assert run_daemon(config) == 2
 
 
 @pytest.mark.parametrize("victim", ["router", "billing", "events"])

@@ -34,7 +34,7 @@ from switchd.billing import (
     close_cdr,
     open_cdr,
 )
-from switchd.cli import JsonLinesFormatter, main
+from switchd.cli import JsonLinesFormatter, OneLineFormatter, main
 from switchd.config import Config
 from switchd.sim import Answer, Behaviours, Busy, start_sim
 
@@ -169,17 +169,17 @@ def test_run_hands_the_loaded_config_to_the_daemon_and_returns_its_exit_code(
 
     config = tmp_path / "switchd.toml"
     config.write_text('node = "n7"\n[sip]\nlisten = "127.0.0.1:5099"\n')
-    seen: list[tuple[Config, object, bool]] = []
+    seen: list[tuple[Config, int]] = []
 
-    def fake_run_daemon(cfg: Config, *, log_level: int | str = logging.INFO, configure_logs: bool = True) -> int:
-        seen.append((cfg, log_level, configure_logs))
+    def fake_run_daemon(cfg: Config) -> int:
+        seen.append((cfg, logging.getLogger().level))
         return 3
 
     monkeypatch.setattr(switchd.app, "run_daemon", fake_run_daemon)
     assert main(["run", "--config", str(config), "-v"]) == 3
-    [(cfg, level, configure_logs)] = seen
+    [(cfg, level)] = seen
     assert (cfg.node, cfg.sip.listen.port, cfg.path) == ("n7", 5099, config)
-    assert (level, configure_logs) == (logging.DEBUG, False)  # run logs INFO; -v one step more
+    assert level == logging.DEBUG  # run logs INFO; -v one step more
 
 
 def test_run_without_a_config_file_names_the_default_path(
@@ -303,6 +303,25 @@ def test_log_records_off_a_terminal_are_json_lines_with_their_extra_fields() -> 
     assert (entry["message"], entry["logger"], entry["level"], entry["call_id"]) == (
         "call c1 over", "switchd.sim", "INFO", "c1",
     )
+
+
+def test_log_records_off_a_terminal_are_one_readable_line_with_their_extra_fields() -> None:
+    try:
+        raise OSError(98, "Address already in use")
+    except OSError:
+        record = logging.makeLogRecord({"name": "switchd.otp", "levelname": "ERROR", "msg": "start failed:\n%s",
+                                        "args": ("listener",), "call_id": "c1", "exc_info": sys.exc_info()})
+    line = OneLineFormatter().format(record)
+    assert "\n" not in line
+    assert line.endswith("ERROR switchd.otp: start failed: | listener [call_id=c1] | OSError: [Errno 98] Address already in use")
+    verbose = OneLineFormatter(tracebacks=True).format(record)
+    assert "\n" not in verbose and "Traceback (most recent call last):" in verbose
+
+
+def test_log_format_json_is_chosen_by_flag_whatever_the_stream(tmp_path: Path) -> None:
+    config = tmp_path / "missing.toml"
+    assert main(["cdr", "--config", str(config), "--log-format", "json"]) == 2
+    assert isinstance(logging.getLogger().handlers[-1].formatter, JsonLinesFormatter)
 
 
 # --- sim -----------------------------------------------------------------------------------------------
