@@ -68,6 +68,10 @@ NAME = "billing"
 
 # (database URL, node) pairs whose open CDRs this run of the daemon has recovered already.
 _RECOVERED: trio.lowlevel.RunVar[set[tuple[str, str]]] = trio.lowlevel.RunVar("switchd_billing_recovered")
+# When the first BillingStore of this run of the daemon started: CDRs created before it are
+# the previous run's; those created since are calls of this run (even if the database was down
+# at start and recovery only runs once it is back).
+_RUN_STARTED: trio.lowlevel.RunVar[datetime] = trio.lowlevel.RunVar("switchd_billing_run_started")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,6 +179,7 @@ class _State:
     spooling: bool = False
     retry: TimerRef | None = None
     spooled_ops: int = 0
+    run_started: datetime = field(default_factory=lambda: datetime.now(UTC))  # see _RUN_STARTED
     replay_offset: int = 0  # bytes of the spool already replayed
     replayed_ops: int = 0  # in the replay under way
     written_ops: int = 0
@@ -233,6 +238,7 @@ class BillingStore(GenServer[_State]):
             limiter,
             outbox,
             deck_to_store=deck,
+            run_started=_run_started(),
         )
         await self._connect(state, whole_spool=True)
         nursery.start_soon(self._write_batches, state, inbox, self_pid())
@@ -510,7 +516,7 @@ class BillingStore(GenServer[_State]):
     def _recover(self, state: _State) -> int:
         """In the writer thread: close this node's CDRs left open by the previous run."""
         cfg = state.config
-        ops = state.writer.recover(cfg.node, datetime.now(UTC), cfg.max_batch)
+        ops = state.writer.recover(cfg.node, state.run_started, datetime.now(UTC), cfg.max_batch)
         for op in ops:
             log.warning(
                 "CDR %s… left open by a previous run closed as recovered, end %s",
@@ -555,6 +561,15 @@ class BillingStore(GenServer[_State]):
             state.recovered,
             tuple(sorted(state.writer.decks)),
         )
+
+
+def _run_started() -> datetime:
+    try:
+        return _RUN_STARTED.get()
+    except LookupError:
+        started = to_utc_ms(datetime.now(UTC))
+        _RUN_STARTED.set(started)
+        return started
 
 
 def _recovered_this_run() -> set[tuple[str, str]]:

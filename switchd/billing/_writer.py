@@ -397,15 +397,16 @@ class Writer:
         self.decks[deck.plan] = deck
         return count
 
-    def recover(self, node: str, now: datetime, batch: int) -> list[Op]:
-        """Close every open CDR of `node` as recovered (the rule is in docs/billing.md).
+    def recover(self, node: str, before: datetime, now: datetime, batch: int) -> list[Op]:
+        """Close the open CDRs of `node` created `before` this run started, as recovered.
 
-        The end is the last time the store knew the call was alive: the latest of setup,
-        progress, answer and the CDR's last update. Returns the close ops applied.
+        (The rule is in docs/billing.md.) CDRs created since belong to calls of this run, still
+        in flight. The end is the last time the store knew the call was alive: the latest of
+        setup, progress, answer and the CDR's last update. Returns the close ops applied.
         """
         t = _TABLE
         query = select(t.c.key, t.c.setup_at, t.c.progress_at, t.c.answer_at, t.c.updated_at).where(
-            t.c.node == node, t.c.status == CdrStatus.OPEN
+            t.c.node == node, t.c.status == CdrStatus.OPEN, t.c.created_at < before
         )
         try:
             with self.engine.connect() as conn:

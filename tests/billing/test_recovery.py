@@ -144,3 +144,31 @@ async def test_a_store_restarted_by_its_supervisor_leaves_calls_in_flight_open(
         nursery.cancel_scope.cancel()
     live = _rows(db_url)["live"]
     assert (live.status, live.billable_ms, live.billed_seconds) == (CdrStatus.CLOSED, 3000, 3)
+
+
+async def test_calls_of_this_run_spooled_while_the_database_was_down_at_start_are_not_recovered(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    directory = tmp_path / "db"
+    url = f"sqlite:///{directory / 'billing.db'}"
+    setup = datetime.now(UTC)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(BillingStore.start_link, _config(url, tmp_path), name="billing"))
+        assert (await store_status()).spooling  # no database yet
+        await open_cdr(CdrOpen(call_id="live", caller="4155550100", callee="+14155550123", setup_at=setup))
+        directory.mkdir()
+        mock_clock.jump(1.0)  # the store's retry: migrate, replay the open, then recover the previous run's
+        await trio.testing.wait_all_tasks_blocked()
+        status = await store_status()
+        assert (status.spooling, status.recovered) == (False, 0)
+        await close_cdr(
+            CdrClose(
+                call_id="live",
+                end_at=setup + timedelta(seconds=2),
+                answer_at=setup,
+                disposition=Disposition.ANSWERED,
+            )
+        )
+        nursery.cancel_scope.cancel()
+    live = _rows(url)["live"]
+    assert (live.status, live.billable_ms) == (CdrStatus.CLOSED, 2000)
