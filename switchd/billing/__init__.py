@@ -1,5 +1,16 @@
 """switchd.billing: CDRs, rating, rate decks, the BillingStore, queries and export."""
 
+from ._client import (
+    BillingStoreConfig,
+    StoreStatus,
+    answer_cdr,
+    close_cdr,
+    open_cdr,
+    progress_cdr,
+    reload_rates,
+    set_rates,
+    store_status,
+)
 from ._db import alembic_config, current_revision, head_revision, open_engine, upgrade
 from ._decks import load_decks, parse_csv, parse_xml, read_deck_file, store_deck
 from ._errors import (
@@ -30,19 +41,7 @@ from ._queries import (
 from ._rating import RateDeck, Rating, Tariff, billed_seconds, call_cost, rate_call
 from ._requests import CdrAnswer, CdrClose, CdrOpen, CdrProgress, disposition_for
 from ._rollups import rebuild_rollups
-from ._store import (
-    BillingStore,
-    BillingStoreConfig,
-    StoreStatus,
-    answer_cdr,
-    billing_child_spec,
-    close_cdr,
-    open_cdr,
-    progress_cdr,
-    reload_rates,
-    set_rates,
-    store_status,
-)
+from ._store import BillingStore, billing_child_spec
 
 __all__ = [  # noqa: RUF022 (plain sorted(), which tests/test_exports.py checks)
     "Base",
