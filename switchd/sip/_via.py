@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from ._grammar import (
+    TOKEN_PARAMS,
     Params,
     bad,
     draft_class,
@@ -17,6 +18,7 @@ from ._grammar import (
     get_param,
     parse_params,
     split_hostport,
+    split_params,
 )
 
 __all__ = ["Via", "parse_via"]
@@ -28,6 +30,8 @@ _VIA = re.compile(
     r"(?:\s*:\s*([0-9]{1,5}))?\s*(;.*)?",
     re.DOTALL,
 )
+# The commonest shape in one regex: no LWS but the one space, token parameters.
+_COMMON = re.compile(rf"SIP/2\.0/(TCP|UDP) ([A-Za-z0-9][A-Za-z0-9.\-]*)(?::([0-9]{{1,5}}))?({TOKEN_PARAMS})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,28 @@ _ViaDraft = draft_class(Via)
 
 def parse_via(text: str) -> Via:
     """Parse one Via value (already split from its comma list); RemoteProtocolError when malformed."""
+    m = _COMMON.fullmatch(text)
+    if m is None:
+        return _parse_via(text)
+    transport, host, port_text, params_text = m.groups()
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return _parse_via(text)  # which says why
+    draft = _ViaDraft()
+    draft.transport = transport
+    draft.host = host
+    draft.port = port
+    draft.params = split_params(params_text)
+    draft.protocol = "SIP/2.0"
+    draft.__class__ = Via
+    via: Via = draft
+    return via
+
+
+def _parse_via(text: str) -> Via:
+    """`parse_via` for any shape: LWS where the grammar allows it, quoted parameter values."""
     sent_protocol, _, rest = text.partition(" ")
     if sent_protocol == "SIP/2.0/TCP" or sent_protocol == "SIP/2.0/UDP":  # the common case
         protocol, transport = "SIP/2.0", sent_protocol[8:]

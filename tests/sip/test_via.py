@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from switchd.sip import RemoteProtocolError, Via, parse_via
+from switchd.sip._via import _COMMON, _parse_via
+
+from ._fast_paths import NEAR, mostly, near_misses, outcome
 
 
 def test_a_via_gives_transport_sent_by_and_branch() -> None:
@@ -54,3 +59,46 @@ def test_str_writes_the_canonical_form() -> None:
     via = Via("TCP", "proxy.example.com", 5060, (("branch", "z9hG4bK1"), ("rport", None)))
     assert str(via) == "SIP/2.0/TCP proxy.example.com:5060;branch=z9hG4bK1;rport"
     assert parse_via(str(via)) == via
+
+
+_token = st.text("aZ09-.!%*_+`'~", min_size=1, max_size=5)
+_param = mostly(_token, NEAR + "\"")
+
+
+@settings(max_examples=300)
+@given(
+    protocol=st.sampled_from(["SIP/2.0/TCP", "SIP/2.0/UDP", "SIP/2.0/TCP", "SIP/2.0/tcp", "SIP/2.0/TLS",
+                              "SIP/2.0/TCP "]),
+    host=mostly(st.text("aZ09", min_size=1, max_size=2) | st.text("aZ09.-", min_size=1, max_size=8)),
+    port=st.none() | st.integers(0, 65535) | st.integers(65536, 99999),
+    params=st.lists(st.tuples(_param, st.none() | _param), max_size=4),
+)
+def test_the_common_shape_fast_path_gives_exactly_what_the_full_grammar_gives(
+    protocol: str, host: str, port: int | None, params: list[tuple[str, str | None]],
+) -> None:
+    text = f"{protocol} {host}{'' if port is None else f':{port}'}"
+    text += "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params)
+    assert outcome(parse_via, text) == outcome(_parse_via, text)
+
+
+def test_any_character_in_any_part_of_a_common_via_gets_what_the_full_grammar_gives() -> None:
+    parts = {"transport": "TCP", "host": "192.0.2.101", "port": "5060", "branch": "z9hG4bK-3184-1-0",
+             "flag": "rport"}
+    for text in near_misses("SIP/2.0/{transport} {host}:{port};branch={branch};{flag}", parts):
+        assert outcome(parse_via, text) == outcome(_parse_via, text), text
+
+
+@pytest.mark.parametrize("transport", ["TCP", "UDP", "TLS", "tcp", "SCTP", "WS"])
+@pytest.mark.parametrize("sent_by", ["h", "h-", "h.", "1.2.3.4:0", "h:65535", "h:65536", "h:099999"])
+def test_every_transport_and_host_edge_gets_what_the_full_grammar_gives(transport: str, sent_by: str) -> None:
+    text = f"SIP/2.0/{transport} {sent_by};branch=z9hG4bK1"
+    assert outcome(parse_via, text) == outcome(_parse_via, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["SIP/2.0/TCP 192.0.2.101:5060;branch=z9hG4bK-3184-1-0;rport",
+     "SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds;received=192.0.2.1;rport=5061"],
+)
+def test_common_vias_take_the_fast_path(text: str) -> None:
+    assert _COMMON.fullmatch(text) is not None
