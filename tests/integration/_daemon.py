@@ -90,11 +90,14 @@ def write_config(
     node: str = "itest",
     policy: str = "priority_weight",
     sip_port: int | None = None,
+    routes_file: bool = False,
 ) -> DaemonConfig:
     """A switchd configuration file in `directory`, every port on 127.0.0.1 and every file under it.
 
     Without `routes`, one catch-all route (prefix "") sends every number to `gateways` in order —
-    SIPp dials the word "service" unless told otherwise. `timers` override `FAST_TIMERS`.
+    SIPp dials the word "service" unless told otherwise. `timers` override `FAST_TIMERS`. With
+    `routes_file`, gateways and routes go to `routes.toml` next to it (what SIGHUP re-reads; see
+    `write_routes`).
     """
     directory.mkdir(parents=True, exist_ok=True)
     sip_port = free_tcp_port() if sip_port is None else sip_port
@@ -123,6 +126,18 @@ def write_config(
         "[routing]",
         f"policy = {_toml_value(policy)}",
     ]
+    if routes_file:
+        lines.append('routes_file = "routes.toml"')
+        write_routes(directory / "routes.toml", gateways, routes)
+    else:
+        lines += _routing_lines(gateways, routes)
+    path = directory / "switchd.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return DaemonConfig(path=path, sip_port=sip_port, config=load(path))
+
+
+def _routing_lines(gateways: Sequence[GatewaySpec], routes: Sequence[RouteSpec]) -> list[str]:
+    lines: list[str] = []
     for gateway in gateways:
         lines += ["", "[[gateways]]", f"name = {_toml_value(gateway.name)}",
                   f'address = "127.0.0.1:{gateway.port}"']
@@ -131,9 +146,13 @@ def write_config(
         if route.id is not None:
             lines.append(f"id = {_toml_value(route.id)}")
         lines += [f"prefix = {_toml_value(route.prefix)}", f"gateways = {_toml_value(list(route.gateways))}"]
-    path = directory / "switchd.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return DaemonConfig(path=path, sip_port=sip_port, config=load(path))
+    return lines
+
+
+def write_routes(path: Path, gateways: Sequence[GatewaySpec], routes: Sequence[RouteSpec],
+                 *, extra: str = "") -> None:
+    """A routes file (`[[gateways]]`, `[[routes]]`) at `path`; `extra` is appended as written."""
+    path.write_text("\n".join(_routing_lines(gateways, routes)).lstrip() + "\n" + extra, encoding="utf-8")
 
 
 @dataclass
@@ -221,6 +240,21 @@ class Switchd:
             return "(no log)"
         lines = self.stderr_path.read_text(encoding="utf-8", errors="replace").splitlines()
         return "\n".join(lines[-tail:])
+
+    def wait_for_log(self, text: str, *, count: int = 1, timeout: float = 10.0) -> None:
+        """Return once `text` occurs `count` times in the daemon's log; checks every 0.05 s up to `timeout`.
+
+        For what only the log tells from outside the process (a SIGHUP reload was done or refused).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.stderr_path.read_text(encoding="utf-8", errors="replace").count(text)
+            if seen >= count:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} logged {seen} times, not {count}, after {timeout}s\n"
+                                     f"--- switchd log ---\n{self.log()}")
+            time.sleep(0.05)
 
     def cdrs(self) -> list[Cdr]:
         """Every CDR in the daemon's database, oldest setup first (read with switchd.billing)."""
