@@ -69,7 +69,7 @@ def test_500_sipp_calls_at_100_cps_are_all_answered_and_billed_for_their_hold(
     assert {c.hangup_by for c in cdrs} == {HangupParty.CALLER}
     # The caller hangs up 1 s after its ACK: talk time is the hold plus the ACK/BYE transit.
     billable = sorted(c.billable_ms or 0 for c in cdrs)
-    assert 990 <= billable[0] and billable[-1] <= 1600, (billable[:3], billable[-3:])
+    assert 990 <= billable[0] and billable[-1] <= 1800, (billable[:3], billable[-3:])
     for cdr in cdrs:
         assert cdr.answer_at is not None and cdr.end_at is not None
         assert cdr.setup_at <= cdr.answer_at < cdr.end_at
