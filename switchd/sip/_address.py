@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import re
 
-from ._grammar import Params, bad, draft_class, format_params, get_param, parse_params, slot_setters
+from ._grammar import (
+    Params,
+    bad,
+    draft_class,
+    find_param,
+    format_params,
+    get_param,
+    parse_params,
+    slot_setters,
+)
 from ._uri import SipUri, parse_uri
 
 __all__ = ["NameAddr", "parse_name_addr"]
@@ -52,7 +61,7 @@ class NameAddr:
     @property
     def tag(self) -> str | None:
         """The ``tag`` parameter (RFC 3261 §19.3), None when absent."""
-        return get_param(self.params, "tag") or None
+        return find_param(self.params, "tag") or None
 
     def param(self, name: str) -> str | None:
         """The value of header parameter `name` (case-insensitive); '' for a flag, None if absent."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from ._errors import RemoteProtocolError
 
 __all__ = [  # RUF022's isort-style order: constants, classes, functions
-    "TOKEN", "TOKEN_PARAMS", "Params", "bad", "draft_class", "format_params", "get_param",
+    "TOKEN", "TOKEN_PARAMS", "Params", "bad", "draft_class", "find_param", "format_params", "get_param",
     "parse_params", "slot_setters", "split_comma", "split_hostport", "split_params", "unquote",
 ]
 
@@ -106,13 +106,13 @@ def split_params(text: str) -> Params:
     """
     if not text:
         return ()
-    if text.find(";", 1) < 0:  # one parameter
-        name, eq, value = text[1:].partition("=")
-        return ((name, value if eq else None),)
     out: list[tuple[str, str | None]] = []
     for item in text[1:].split(";"):
-        name, eq, value = item.partition("=")
-        out.append((name, value if eq else None))
+        if "=" in item:
+            name, _, value = item.partition("=")
+            out.append((name, value))
+        else:
+            out.append((item, None))
     return tuple(out)
 
 
@@ -146,6 +146,14 @@ def split_hostport(text: str, where: str, whole: str) -> tuple[str, int | None]:
 def get_param(params: Params, name: str) -> str | None:
     """The value of parameter `name` (case-insensitive), '' for a flag, None when absent."""
     lname = name.lower()
+    for key, value in params:
+        if key == lname or key.lower() == lname:
+            return "" if value is None else value
+    return None
+
+
+def find_param(params: Params, lname: str) -> str | None:
+    """`get_param` for a name already in lower case (the accessors' names): no lower() per call."""
     for key, value in params:
         if key == lname or key.lower() == lname:
             return "" if value is None else value

@@ -123,7 +123,8 @@ class _Accessors:
     @property
     def top_via(self) -> Via:
         """The topmost Via: the one naming the previous hop (§18.2.2) and the transaction branch."""
-        return self.vias[0]
+        vias: list[Via] | None = self.headers._cache.get("via")
+        return (self.vias if vias is None else vias)[0]
 
     @property
     def contact(self) -> list[NameAddr]:

@@ -41,6 +41,7 @@ _VALIDATED: dict[str, Callable[[str], object]] = {
     "max-forwards": parse_max_forwards,
 }
 _MANDATORY = ("from", "to", "call-id", "cseq")
+_MANDATORY_KEYS = frozenset(_MANDATORY)
 _NAMES = {"call-id": "Call-ID", "cseq": "CSeq", "from": "From", "to": "To", "max-forwards": "Max-Forwards"}
 
 
@@ -235,20 +236,22 @@ def validate(message: Request | Response, limits: Limits = DEFAULT_LIMITS) -> No
     """
     cache = message.headers._cache
     vias: list[str] = []
+    validated = _VALIDATED.get
     try:
         for key, _, value, _ in message.headers._fields:
-            parse = _VALIDATED.get(key)
-            if parse is not None:
-                if key in cache:
-                    # RFC 4475 §3.3.9 (multi01): one value only, or nobody knows which counts.
-                    raise RemoteProtocolError(f"{_NAMES[key]} header appears more than once",
-                                              reason=f"Multiple {_NAMES[key]}")
+            parse = validated(key)
+            if parse is None:
+                if key == "via":
+                    if "," in value:
+                        vias.extend(split_comma(value))
+                    else:
+                        vias.append(value)
+            elif key in cache:
+                # RFC 4475 §3.3.9 (multi01): one value only, or nobody knows which counts.
+                raise RemoteProtocolError(f"{_NAMES[key]} header appears more than once",
+                                          reason=f"Multiple {_NAMES[key]}")
+            else:
                 cache[key] = parse(value)
-            elif key == "via":
-                if "," in value:
-                    vias.extend(split_comma(value))
-                else:
-                    vias.append(value)
         if not vias:
             raise RemoteProtocolError("missing Via header", reason="Missing Via")
         if len(vias) > limits.max_vias:
@@ -258,18 +261,21 @@ def validate(message: Request | Response, limits: Limits = DEFAULT_LIMITS) -> No
                 limit="max_vias",
             )
         cache["via"] = [parse_via(vias[0])] if len(vias) == 1 else [parse_via(v) for v in vias]
-        for key in _MANDATORY:
-            if key not in cache:
-                name = _NAMES[key]
-                raise RemoteProtocolError(f"missing {name} header", reason=f"Missing {name}")
-        cseq: CSeq = cache["cseq"]
-        if isinstance(message, Request) and cseq.method != message.method:
-            # RFC 3261 §8.1.1.5: the CSeq method MUST match the request method.
-            raise RemoteProtocolError(
-                f"CSeq method {cseq.method!s} does not match request method {message.method!s}",
-                reason="CSeq Method Mismatch",
-            )
-        cache.setdefault("max-forwards", None)
+        if not cache.keys() >= _MANDATORY_KEYS:
+            for key in _MANDATORY:  # the first missing in this order is the one reported
+                if key not in cache:
+                    name = _NAMES[key]
+                    raise RemoteProtocolError(f"missing {name} header", reason=f"Missing {name}")
+        if isinstance(message, Request):
+            method = cache["cseq"].method
+            if method is not message.method and method != message.method:
+                # RFC 3261 §8.1.1.5: the CSeq method MUST match the request method.
+                raise RemoteProtocolError(
+                    f"CSeq method {method!s} does not match request method {message.method!s}",
+                    reason="CSeq Method Mismatch",
+                )
+        if "max-forwards" not in cache:
+            cache["max-forwards"] = None
     except RemoteProtocolError as exc:
         cache.clear()
         exc.partial = message

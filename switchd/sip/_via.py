@@ -14,6 +14,7 @@ from ._grammar import (
     Params,
     bad,
     draft_class,
+    find_param,
     format_params,
     get_param,
     parse_params,
@@ -51,23 +52,23 @@ class Via:
     @property
     def branch(self) -> str | None:
         """The ``branch`` parameter (transaction id, RFC 3261 §8.1.1.7), None when absent."""
-        return get_param(self.params, "branch") or None
+        return find_param(self.params, "branch") or None
 
     @property
     def received(self) -> str | None:
         """The ``received`` parameter (RFC 3261 §18.2.1), None when absent."""
-        return get_param(self.params, "received") or None
+        return find_param(self.params, "received") or None
 
     @property
     def rport(self) -> int | None:
         """The ``rport`` value (RFC 3581) when it has one; None when absent or a bare flag."""
-        value = get_param(self.params, "rport")
+        value = find_param(self.params, "rport")
         return int(value) if value and value.isdigit() else None
 
     @property
     def wants_rport(self) -> bool:
         """True when ``rport`` is present, with or without a value."""
-        return get_param(self.params, "rport") is not None
+        return find_param(self.params, "rport") is not None
 
     @property
     def sent_by(self) -> str:
