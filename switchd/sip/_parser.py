@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._codes import KNOWN_METHODS, method_of
-from ._cseq import CSeq, parse_cseq
+from ._cseq import parse_cseq
 from ._errors import RemoteProtocolError
 from ._grammar import TOKEN, split_comma
 from ._headers import ENTRIES, KNOWN, Field, Headers

@@ -7,6 +7,7 @@ import pytest
 from switchd.sip import CSeq, Method, NameAddr, RemoteProtocolError, SipUri, Via
 from switchd.sip._grammar import (
     draft_class,
+    find_param,
     format_params,
     get_param,
     parse_params,
@@ -46,6 +47,13 @@ def test_param_lookup_is_case_insensitive_and_flags_read_as_empty() -> None:
     params = (("Transport", "tcp"), ("lr", None))
     assert (get_param(params, "transport"), get_param(params, "LR"), get_param(params, "x")) == ("tcp", "", None)
     assert format_params(params) == ";Transport=tcp;lr"
+
+
+def test_find_param_finds_what_get_param_finds_for_a_lower_case_name() -> None:
+    params = (("x", "1"), ("BRANCH", "z9hG4bK1"), ("branch", "z9hG4bK2"), ("rport", None))
+    for name in ("branch", "rport", "x", "tag"):
+        assert find_param(params, name) == get_param(params, name)
+    assert find_param(params, "branch") == "z9hG4bK1"  # the first, whatever its case
 
 
 def test_comma_lists_split_outside_quotes_and_brackets_and_drop_empty_elements() -> None:
