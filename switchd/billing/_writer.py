@@ -19,9 +19,9 @@ A close counts into the rollups only if it takes effect: the CDR is still open.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any, cast
@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from ._decks import load_decks, store_deck
 from ._errors import BillingError, StoreUnavailable, UnknownCdr
 from ._models import Cdr, CdrStatus, Disposition, HangupParty
-from ._ops import ANSWER_FIELDS, CLOSE_FIELDS, LEG_FIELDS, OPEN_FIELDS, PROGRESS_FIELDS, Op, OpKind
+from ._ops import LEG_FIELDS, OPEN_FIELDS, Op, OpKind
 from ._rating import RateDeck, rate_call
 from ._rollups import (
     KEY_COLUMNS,
@@ -142,21 +142,29 @@ _CLOSE = _update(
 )
 
 
-def _params(values: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
-    return {f"p_{name}": values[name] for name in fields}
-
-
 def _utc_ms(value: datetime | None) -> datetime | None:
     return None if value is None else to_utc_ms(value)
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
-    utc = _utc_ms(value)
-    return None if utc is None else utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+    """'YYYY-MM-DD hh:mm:ss.ffffff' in UTC, as SQLAlchemy's SQLite DATETIME stores it."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC or value.microsecond % 1000:
+        value = to_utc_ms(value)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def _sqlite_money(value: Decimal | None) -> int | None:
-    return None if value is None else int(to_money(value).scaleb(6))
+    """Millionths, as Money stores them on SQLite; ValueError beyond six places (see to_money)."""
+    if value is None:
+        return None
+    if value.__class__ is Decimal and value.is_finite():
+        micros = value.scaleb(6)
+        whole = int(micros)
+        if whole == micros:  # the common case: already exact to the millionth
+            return whole
+    return int(to_money(value).scaleb(6))
 
 
 def _money(value: Decimal | None) -> Decimal | None:
@@ -164,7 +172,7 @@ def _money(value: Decimal | None) -> Decimal | None:
 
 
 def _enum_value(value: Enum | None) -> object:
-    return None if value is None else value.value
+    return None if value is None else value._value_  # `.value` is a slower descriptor
 
 
 def _encoder(table: Table, column: str, dialect: str) -> Callable[[Any], object] | None:
@@ -198,8 +206,10 @@ class _Statement:
         # One generated function per statement builds a driver row from an op's dict, like
         # namedtuple and dataclasses generate theirs: a generic loop costs twice as much.
         encoders = {f"e{i}": _encoder(table, p.removeprefix("p_"), dialect) for i, p in enumerate(params)}
+        # a row is a dict of column names; update parameters are those names with "p_" in front
+        keys = [p.removeprefix("p_") for p in params]
         items = [
-            f"row[{p!r}]" if encoders[f"e{i}"] is None else f"e{i}(row[{p!r}])" for i, p in enumerate(params)
+            f"row[{k!r}]" if encoders[f"e{i}"] is None else f"e{i}(row[{k!r}])" for i, k in enumerate(keys)
         ]
         body = (
             f"({', '.join(items)},)"
@@ -254,10 +264,10 @@ class Writer:
                 # (a replay, or a repeated open of a call already closed), cache none of them and
                 # let their closes read the rows.
                 fresh = bool(opens) and self._open.run(conn, opens) == len(opens)
-                progress = [_params(op.values, PROGRESS_FIELDS) for op in ops if op.kind is OpKind.PROGRESS]
+                progress = [op.values for op in ops if op.kind is OpKind.PROGRESS]
                 if progress:
                     self._progress.run(conn, progress)
-                answers = [_params(op.values, ANSWER_FIELDS) for op in ops if op.kind is OpKind.ANSWER]
+                answers = [op.values for op in ops if op.kind is OpKind.ANSWER]
                 if answers:
                     self._answer.run(conn, answers)
                 closes = [(i, op) for i, op in enumerate(ops) if op.kind is OpKind.CLOSE]
@@ -277,12 +287,12 @@ class Writer:
                                 deltas,
                                 setup_at=info.setup_at,
                                 account=info.account,
-                                rate_prefix=row["p_rate_prefix"],
-                                disposition=row["p_disposition"],
-                                currency=row["p_currency"],
-                                billable_ms=row["p_billable_ms"],
-                                billed_seconds=row["p_billed_seconds"],
-                                cost=row["p_cost"],
+                                rate_prefix=row["rate_prefix"],
+                                disposition=row["disposition"],
+                                currency=row["currency"],
+                                billable_ms=row["billable_ms"],
+                                billed_seconds=row["billed_seconds"],
+                                cost=row["cost"],
                             )
                         closed.add(op.key)
                     if rows:
@@ -335,7 +345,7 @@ class Writer:
         return known, finished
 
     def _closed(self, values: dict[str, Any], info: _Known) -> dict[str, Any]:
-        """The close parameters of one CDR, rated."""
+        """The close parameters of one CDR, rated (the op's values and the rating's columns)."""
         end_at: datetime = values["end_at"]
         answer_at = info.answer_at or values["answer_at"]
         row = dict(values)
@@ -374,7 +384,7 @@ class Writer:
                 cost=rating.cost,
                 currency=t.currency,
             )
-        return _params(row, (*CLOSE_FIELDS, *_RATED_FIELDS))
+        return row
 
     # -- start-up: decks and recovery ------------------------------------------------------------
 
