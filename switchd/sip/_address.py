@@ -105,7 +105,7 @@ def parse_name_addr(text: str, where: str = "address") -> NameAddr:
     display: str | None = None
     if text[:1] == '"':
         close = text.find('"', 1)
-        if close > 0 and "\\" not in text[1:close]:  # no escapes: the next quote closes it
+        if close > 0 and text.find("\\", 1, close) < 0:  # no escapes: the next quote closes it
             display = text[1:close]
             rest = text[close + 1:].lstrip(" \t")
             if rest[:1] != "<":

@@ -125,7 +125,8 @@ class Connection:
             if not buffer or (self._eof and not buffer.strip(b"\r\n")):
                 buffer.clear()
                 return ConnectionClosed() if self._eof else NEED_DATA
-            end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
+            scanned = self._scanned  # resume the search where the last one stopped
+            end = buffer.find(b"\r\n\r\n", scanned - 3 if scanned > 3 else 0)
             if end < 0:
                 self._check_unterminated_head()
                 return NEED_DATA

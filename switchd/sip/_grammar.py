@@ -68,12 +68,12 @@ def parse_params(text: str, where: str, whole: str | None = None) -> Params:
     """
     if not text:
         return ()
+    if text[0] == ";" and text.find(";", 1) < 0:  # the commonest case: one ;name=token
+        name, eq, value = text[1:].partition("=")
+        if name.isalnum() and text.isascii() and (not eq or value.isalnum()):
+            return ((name, value if eq else None),)
     if whole is None:
         whole = text
-    if text.count(";") == 1 and text[0] == ";":  # the commonest case: one ;name=token
-        name, eq, value = text[1:].partition("=")
-        if name.isalnum() and name.isascii() and (not eq or (value.isalnum() and value.isascii())):
-            return ((name, value if eq else None),)
     if _PARAM_CHARS.fullmatch(text):  # fast path: no quotes, no whitespace
         if text[0] != ";":
             raise bad(where, whole, "expected ';' before parameters")

@@ -41,8 +41,10 @@ def parse_call_id(text: str) -> str:
 
 def parse_max_forwards(text: str) -> int:
     """A Max-Forwards value (RFC 3261 §20.22: 0..255; leading zeros allowed)."""
-    if text.isdigit() and text.isascii() and int(text) <= 255:
-        return int(text)
+    if text.isdigit() and text.isascii():
+        value = int(text)
+        if value <= 255:
+            return value
     raise RemoteProtocolError(f"malformed Max-Forwards {text!r}", reason="Bad Max-Forwards")
 
 
