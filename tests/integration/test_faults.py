@@ -14,6 +14,7 @@ when its BYE came and was answered).
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from switchd.sip import Response
 from switchd.switch import CallAnswered, CallEnded, a_leg_name
 from tests.conftest import require_binary
 from tests.integration._daemon import GatewaySpec, Switchd, read_cdrs, write_config
-from tests.integration._sipp import SippCallee, SippStats, free_tcp_port
+from tests.integration._sipp import SippCallee, SippStats, free_tcp_port, run_caller
 from tests.integration.conftest import StartSwitchd
 
 pytestmark = pytest.mark.integration
@@ -263,3 +264,32 @@ async def test_sigterm_refuses_new_calls_lets_short_calls_finish_and_hangs_up_th
     assert (ended.disposition, ended.hangup_by, ended.hangup_cause) == (
         Disposition.ANSWERED, HangupParty.SWITCH, "shutdown")
     assert ended.billable_ms is not None and ended.billable_ms >= 2000
+
+
+# --- a caller that vanishes -------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug (reported): when the caller's connection closes while the switch's BYE to it waits for "
+    "its 200, the session stays in ENDING until that BYE times out (Timer F, 64*T1 = 32 s), holding "
+    "a max_calls slot and keeping a drain waiting; a transport failure should end the transaction "
+    "at once (RFC 3261 §17.1.4, §8.1.3.1)"))
+def test_a_caller_that_vanishes_instead_of_answering_the_bye_does_not_keep_its_call_up(
+    start_switchd: StartSwitchd, tmp_path: Path,
+) -> None:
+    sipp = require_binary("sipp")
+    callee = SippCallee(sipp, tmp_path, port=free_tcp_port())
+    try:
+        switchd = start_switchd([GatewaySpec("gw1", callee.port)],
+                                timers={"max_call_duration": 1.0, "drain_timeout": 4.0})
+        run = run_caller(sipp, tmp_path, switchd.target, scenario="uac_vanish_on_bye.xml", calls=1,
+                         service=CALLEE, timeout_s=20)
+        assert (run.stats.successful, run.stats.failed) == (1, 0), run.errors
+        switchd.wait_closed(1)
+        signalled_at = time.monotonic()
+        code = switchd.stop(timeout=15.0)
+        took = time.monotonic() - signalled_at
+    finally:
+        callee.stop()
+    assert code == 0
+    assert took < 2.5, f"the drain waited {took:.1f}s for a call whose caller was gone"
