@@ -96,9 +96,21 @@ _TEXT_LIMITS = {
 }
 
 
+# Per kind, the limited columns its values carry (an op's dict has exactly its kind's fields).
+_CHECKS = {
+    kind: tuple((name, _TEXT_LIMITS[name]) for name in fields if name in _TEXT_LIMITS)
+    for kind, fields in (
+        (OpKind.OPEN, OPEN_FIELDS),
+        (OpKind.PROGRESS, PROGRESS_FIELDS),
+        (OpKind.ANSWER, ANSWER_FIELDS),
+        (OpKind.CLOSE, CLOSE_FIELDS),
+    )
+}
+
+
 def _op(kind: OpKind, values: dict[str, Any]) -> Op:
-    for name, limit in _TEXT_LIMITS.items():
-        value = values.get(name)
+    for name, limit in _CHECKS[kind]:
+        value = values[name]
         if value.__class__ is str and len(value) > limit:
             log.warning("CDR field %s cut to %d characters", name, limit, extra={"cdr_key": values["key"]})
             values[name] = value[:limit]
