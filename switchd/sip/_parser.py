@@ -32,6 +32,7 @@ _REQUEST_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) (\S+) ([Ss][Ii][Pp]/[0-9]
 _STATUS_LINE = re.compile(r"([Ss][Ii][Pp]/[0-9]+\.[0-9]+) ([1-6][0-9][0-9]) ([^\r\n]*)")
 # Something that is trying to be a SIP start line but is malformed: answerable with a 400.
 _SIPISH = re.compile(r"\S+\s+.*[Ss][Ii][Pp]/[0-9]|[Ss][Ii][Pp]/[0-9]")
+_new = object.__new__
 _CONTENT_LENGTH = ENTRIES["Content-Length"]  # compared by identity in parse_head
 
 # The single-valued headers validate() parses, by key; their parsed values are what the
@@ -80,11 +81,21 @@ def _start_line(line: str) -> tuple[Request | Response, RemoteProtocolError | No
         uri_text, _, version = rest.partition(" ")
         if version == "SIP/2.0":
             try:
-                return Request(known, _request_uri(uri_text), Headers._from_fields([])), None
+                uri = _request_uri(uri_text)
             except RemoteProtocolError as exc:
                 request = Request(known, SipUri(), Headers._from_fields([]))
                 exc.partial = request
                 return request, exc
+            # Request(known, uri, Headers._from_fields([])) without two __init__ calls (0.13 µs).
+            headers = _new(Headers)
+            headers._fields = []
+            headers._cache = {}
+            request = _new(Request)
+            request.method = known
+            request.uri = uri
+            request.headers = headers
+            request.body = b""
+            return request, None
     if line[:4].upper() == "SIP/":
         m = _STATUS_LINE.fullmatch(line)
         if m is not None:
