@@ -30,11 +30,11 @@ _HEADER_PART = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|%[0-9A-Fa-f]{2})*"
 _OPAQUE = re.compile(r"[^\x00-\x20\x7f<>\"]+")
 # The commonest shape in one regex: sip[s]:[user@]host[:port][;name[=value]...], with only
 # characters that need no further check: no escapes, password, IPv6 reference or URI headers,
-# parameter names and values of token characters that a URI allows (not '%' nor '`').
-_UT = r"[A-Za-z0-9\-.!*_+'~]+"
+# parameters of token characters that a URI allows (not '%' nor '`'; split_params checks their
+# structure).
 _COMMON = re.compile(
     r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,/]+)@)?([A-Za-z0-9][A-Za-z0-9.\-]*)(?::([0-9]{1,5}))?"
-    rf"((?:;{_UT}(?:={_UT})?)*)"
+    r"((?:;[A-Za-z0-9\-.!*_+'~=;]*)?)"
 )
 
 
@@ -97,13 +97,16 @@ def parse_uri(text: str, where: str = "URI") -> SipUri:
         port = int(port_text)
         if port > 65535:
             return _parse_uri(text, where)  # which says why
+    params = split_params(params_text)
+    if params is None:
+        return _parse_uri(text, where)
     draft = _SipUriDraft()
     draft.scheme = scheme
     draft.user = user
     draft.password = None
     draft.host = host
     draft.port = port
-    draft.params = split_params(params_text)
+    draft.params = params
     draft.headers = ()
     draft.opaque = None
     draft.__class__ = SipUri

@@ -31,7 +31,7 @@ _VIA = re.compile(
     r"(?:\s*:\s*([0-9]{1,5}))?\s*(;.*)?",
     re.DOTALL,
 )
-# The commonest shape in one regex: no LWS but the one space, token parameters.
+# The commonest shape in one regex: no LWS but the one space, parameters of token characters.
 _COMMON = re.compile(rf"SIP/2\.0/(TCP|UDP) ([A-Za-z0-9][A-Za-z0-9.\-]*)(?::([0-9]{{1,5}}))?({TOKEN_PARAMS})")
 
 
@@ -93,11 +93,14 @@ def parse_via(text: str) -> Via:
         port = int(port_text)
         if port > 65535:
             return _parse_via(text)  # which says why
+    params = split_params(params_text)
+    if params is None:
+        return _parse_via(text)
     draft = _ViaDraft()
     draft.transport = transport
     draft.host = host
     draft.port = port
-    draft.params = split_params(params_text)
+    draft.params = params
     draft.protocol = "SIP/2.0"
     draft.__class__ = Via
     via: Via = draft

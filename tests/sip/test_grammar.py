@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from switchd.sip import CSeq, Method, NameAddr, RemoteProtocolError, SipUri, Via
 from switchd.sip._grammar import (
+    TOKEN_PARAMS,
     draft_class,
     find_param,
     format_params,
@@ -13,6 +18,7 @@ from switchd.sip._grammar import (
     parse_params,
     split_comma,
     split_hostport,
+    split_params,
     unquote,
 )
 
@@ -101,3 +107,13 @@ def test_a_draft_cannot_become_a_class_of_another_layout() -> None:
     draft.seq, draft.method = 1, Method.INVITE
     with pytest.raises(TypeError):
         draft.__class__ = Via
+
+
+@given(st.text(";=ab9-.!%*_+`'~", max_size=12).map(lambda text: ";" + text if text else text))
+def test_split_params_gives_what_parse_params_gives_or_none_where_it_raises(text: str) -> None:
+    assert re.fullmatch(TOKEN_PARAMS, text)
+    try:
+        expected = parse_params(text, "Via")
+    except RemoteProtocolError:
+        expected = None
+    assert split_params(text) == expected
