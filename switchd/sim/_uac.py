@@ -46,7 +46,7 @@ from switchd.sip import (
 )
 
 from ._address import HostPort, format_address, parse_address
-from ._connection import Attach, ConnectionLost, Received, Send, run_connection, socket_ends
+from ._connection import Attach, Close, ConnectionLost, Received, Send, run_connection, socket_ends
 from ._errors import AddressError, SimTransportError
 from ._mailbox import earliest, next_message
 from ._sdp import CONTENT_TYPE, audio_sdp
@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 CANCEL_GRACE = 2.0
 """Seconds a timed-out call waits for the final response to its CANCEL before it is abandoned."""
+
+CLOSE_GRACE = 1.0
+"""Seconds a closing UAC connection may take to write what its calls queued before it."""
 
 
 class Outcome(StrEnum):
@@ -181,13 +184,23 @@ async def uac_over(stream: trio.abc.Stream, *, local: HostPort, server: HostPort
 
     `local` goes in our Via, From and Contact; `server` in the Request-URI and To.
     """
+    ended = trio.Event()
+
+    async def connection(stream: trio.abc.Stream) -> None:
+        try:
+            await run_connection(stream, None, local=local, peer=format_address(server))
+        finally:
+            ended.set()
+
     async with trio.open_nursery() as nursery:
-        conn: Pid = await nursery.start(partial(Process.start_link,
-                                                partial(run_connection, local=local, peer=format_address(server)),
-                                                stream, None))
+        conn: Pid = await nursery.start(partial(Process.start_link, connection, stream))
         try:
             yield UacConnection(nursery, conn, local, server)
         finally:
+            # Close comes after what the calls queued (a last 200 to a BYE): written before the close.
+            send(conn, Close("UAC connection closed"))
+            with trio.move_on_after(CLOSE_GRACE, shield=True):
+                await ended.wait()
             nursery.cancel_scope.cancel(reason="UAC connection closed")
 
 
