@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 
 import pytest
 import trio
@@ -34,6 +35,7 @@ from switchd.sim import (
     Reject,
     UacConnection,
     open_uac,
+    place_call,
     start_sim,
 )
 from tests.integration._daemon import GatewaySpec, Switchd
@@ -263,3 +265,22 @@ async def test_a_call_longer_than_max_call_duration_is_ended_by_the_switch_on_bo
     assert_answered_cdr(cdr)
     assert cdr.hangup_by is HangupParty.SWITCH
     assert 1000 <= (cdr.billable_ms or 0) < 1800
+
+
+async def test_a_one_call_caller_answers_the_callees_bye_before_it_closes_its_connection(
+    start_switchd: StartSwitchd,
+) -> None:
+    """`place_call` (what `switchd call` runs) must put its 200 to the BYE on the wire before it closes
+    the TCP connection; otherwise switchd's BYE transaction waits for it (Timer F) and the call holds
+    its slot and the drain. The stop below would then wait out the 3 s drain."""
+    async with switch_between(start_switchd, [Sim("sim", Answer(ring=0.1, hangup_after=0.3))],
+                              timers={"drain_timeout": 3.0}) as setup:
+        switchd = setup.switchd
+        for _ in range(3):  # one call alone shows it about every other time
+            result = await place_call(switchd.target, CALLER, CALLEE, hold=10, timeout=10)
+            assert (result.outcome, result.hangup_by) == (Outcome.ANSWERED, "callee"), result
+        await trio.to_thread.run_sync(partial(switchd.wait_closed, 3))
+        signalled_at = trio.current_time()
+        await trio.to_thread.run_sync(switchd.stop)
+        took = trio.current_time() - signalled_at
+    assert took < 1.5, f"switchd's drain waited {took:.1f}s: a BYE to the caller was never answered"
