@@ -59,6 +59,8 @@ class Connection:
     - `max_vias` (32): Via values in one message; more is a 400 for that message.
     """
 
+    __slots__ = ("_buffer", "_eof", "_error", "_head_size", "_line_start", "_pending", "_scanned", "limits")
+
     def __init__(
         self,
         *,
@@ -114,7 +116,8 @@ class Connection:
 
     def _next_event(self) -> Event:
         buffer = self._buffer
-        if self._pending is None:
+        pending = self._pending
+        if pending is None:
             while buffer.startswith(b"\r\n"):
                 if buffer.startswith(b"\r\n", 2):
                     del buffer[:4]
@@ -137,9 +140,9 @@ class Connection:
                     status_hint=513, framing_lost=True, limit="max_message_size",
                 )
             self._head_size = end + 4
-            self._pending = self._parse(end)
-        pending = self._pending
-        total = self._head_size + (pending.content_length or 0)
+            pending = self._pending = self._parse(end)
+        head_size = self._head_size
+        total = head_size + (pending.content_length or 0)
         if len(buffer) < total:
             if self._eof:
                 raise RemoteProtocolError(
@@ -149,7 +152,7 @@ class Connection:
                 )
             return NEED_DATA
         message = pending.message
-        message.body = bytes(buffer[self._head_size:total])
+        message.body = bytes(buffer[head_size:total])
         del buffer[:total]
         self._pending = None
         if pending.error is not None:
