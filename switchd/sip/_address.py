@@ -107,9 +107,12 @@ def parse_name_addr(text: str, where: str = "address") -> NameAddr:
         close = text.find('"', 1)
         if close > 0 and text.find("\\", 1, close) < 0:  # no escapes: the next quote closes it
             display = text[1:close]
-            rest = text[close + 1:].lstrip(" \t")
-            if rest[:1] != "<":
-                raise bad(where, text, "expected '<' after the display name")
+            if text.startswith(" <", close + 1):  # the usual single space
+                rest = text[close + 2:]
+            else:
+                rest = text[close + 1:].lstrip(" \t")
+                if rest[:1] != "<":
+                    raise bad(where, text, "expected '<' after the display name")
         else:
             m = _QUOTED.match(text)
             if m is None:

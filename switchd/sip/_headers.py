@@ -125,11 +125,13 @@ class Headers:
     def _all(self, key: str) -> list[str]:
         """Every value of list header `key` (lower-case canonical), comma lists split."""
         out: list[str] = []
-        for value in [field[2] for field in self._fields if field[0] == key]:
-            if "," in value:
-                out.extend(split_comma(value))
-            elif value:
-                out.append(value)
+        for field in self._fields:
+            if field[0] == key:
+                value = field[2]
+                if "," in value:
+                    out.extend(split_comma(value))
+                elif value:
+                    out.append(value)
         return out
 
     def get_all(self, name: str) -> list[str]:

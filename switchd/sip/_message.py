@@ -139,10 +139,13 @@ class _Accessors:
         value: list[NameAddr] | None = cache.get("contact")
         if value is None:
             values = self.headers._all("contact")
-            if values == ["*"]:
+            if len(values) != 1:
+                value = cache["contact"] = [parse_name_addr(v, "Contact") for v in values]
+            elif values[0] == "*":
                 raise RemoteProtocolError("Contact: * where an address is required",
                                           reason="Bad Contact")
-            value = cache["contact"] = [parse_name_addr(v, "Contact") for v in values]
+            else:  # the usual single address, without a comprehension
+                value = cache["contact"] = [parse_name_addr(values[0], "Contact")]
         return value
 
     @property

@@ -227,10 +227,11 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
         if not value.isdigit() or not value.isascii() or len(value) > 10:
             cl_error = f"malformed Content-Length {value!r}"
             break
-        if content_length is not None and int(value) != content_length:
+        length = int(value)
+        if content_length is not None and length != content_length:
             cl_error = f"conflicting Content-Length values {content_length} and {value}"
             break
-        content_length = int(value)
+        content_length = length
     if error is not None:
         error.partial = message
     return Parsed(message, content_length, cl_error, error)

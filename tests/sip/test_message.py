@@ -58,6 +58,23 @@ def test_contact_star_is_its_own_case() -> None:
         request.contact  # noqa: B018
 
 
+@pytest.mark.parametrize(
+    "contacts",
+    [[("Contact", "<sip:a@h1>")], [("Contact", "<sip:a@h1>, <sip:b@h2>;q=0.5")],
+     [("Contact", "<sip:a@h1>"), ("Contact", "<sip:b@h2>;q=0.5")], [("Contact", "*, <sip:a@h1>")]],
+)
+def test_contact_lists_every_address_in_order_whether_in_one_field_or_several(
+    contacts: list[tuple[str, str]],
+) -> None:
+    request = Request(Method.REGISTER, parse_uri("sip:registrar.example.com"), Headers(contacts))
+    values = [v for _, value in contacts for v in value.split(", ")]
+    if values[0] == "*":  # not a lone "*": read as an address, which it is not
+        with pytest.raises(RemoteProtocolError):
+            request.contact  # noqa: B018
+        return
+    assert [str(address) for address in request.contact] == values
+
+
 def test_a_cached_accessor_sees_a_change_to_the_headers() -> None:
     message = parse_message(INVITE)
     assert message.call_id == "3848276298220188511@atlanta.example.com"
