@@ -13,7 +13,6 @@ from ._grammar import (
     Params,
     bad,
     draft_class,
-    find_param,
     format_params,
     get_param,
     parse_params,
@@ -61,7 +60,10 @@ class NameAddr:
     @property
     def tag(self) -> str | None:
         """The ``tag`` parameter (RFC 3261 §19.3), None when absent."""
-        return find_param(self.params, "tag") or None
+        for key, value in self.params:  # find_param inlined: From and To tags are read for every message
+            if key == "tag" or key.lower() == "tag":
+                return value or None
+        return None
 
     def param(self, name: str) -> str | None:
         """The value of header parameter `name` (case-insensitive); '' for a flag, None if absent."""

@@ -97,7 +97,7 @@ def parse_uri(text: str, where: str = "URI") -> SipUri:
         port = int(port_text)
         if port > 65535:
             return _parse_uri(text, where)  # which says why
-    params = split_params(params_text)
+    params = split_params(params_text) if params_text else ()  # a Request-URI rarely has any
     if params is None:
         return _parse_uri(text, where)
     draft = _SipUriDraft()

@@ -52,7 +52,10 @@ class Via:
     @property
     def branch(self) -> str | None:
         """The ``branch`` parameter (transaction id, RFC 3261 §8.1.1.7), None when absent."""
-        return find_param(self.params, "branch") or None
+        for key, value in self.params:  # find_param inlined: read on every message, first in line
+            if key == "branch" or key.lower() == "branch":
+                return value or None
+        return None
 
     @property
     def received(self) -> str | None:
