@@ -163,11 +163,11 @@ def main() -> None:
     print("CPU time per operation, best of 25 alternating batches of 1000")
     print(f"h11: Connection, Request + Data events (baseline)  {http * 1e6:7.2f} us")
     print(f"sip: Connection + read proxy headers                {framed * 1e6:7.2f} us"
-          f"   ratio {framed / http:.2f} (target <= 0.50)")
+          f"   ratio {framed / http:.3f} (target <= 0.500)")
     print(f"sip: parse_message + read proxy headers             {parsed * 1e6:7.2f} us"
-          f"   ratio {parsed / http:.2f}")
+          f"   ratio {parsed / http:.3f}")
     print(f"sip: Connection + proxy headers + Contact URI       {with_uri * 1e6:7.2f} us"
-          f"   ratio {with_uri / http:.2f}")
+          f"   ratio {with_uri / http:.3f}")
     print(f"sip: serialise a parsed 200 OK ({len(serialize(OK))} bytes)         {out * 1e6:7.2f} us"
           f"   (target <= 10 us)")
     print(f"sip: make_response + serialise a 200 OK with SDP    {built * 1e6:7.2f} us   (target <= 10 us)")
