@@ -76,3 +76,13 @@ def test_a_name_addr_is_immutable_and_hashable() -> None:
     with pytest.raises(AttributeError):
         address.params = ()
     assert {address, parse_name_addr("<sip:b@example.com>")} == {address}
+
+
+@pytest.mark.parametrize(
+    ("params", "tag"),
+    [((("TAG", "1"),), "1"), ((("x", None), ("Tag", "a"), ("tag", "b")), "a"), ((("tag", None),), None), ((), None)],
+)
+def test_the_tag_is_the_first_tag_parameter_in_any_case_and_none_when_empty(
+    params: tuple[tuple[str, str | None], ...], tag: str | None,
+) -> None:
+    assert NameAddr(None, SipUri(host="h"), params).tag == tag

@@ -102,3 +102,14 @@ def test_every_transport_and_host_edge_gets_what_the_full_grammar_gives(transpor
 )
 def test_common_vias_take_the_fast_path(text: str) -> None:
     assert _COMMON.fullmatch(text) is not None
+
+
+@pytest.mark.parametrize(
+    ("params", "branch"),
+    [((("BRANCH", "z9hG4bK1"),), "z9hG4bK1"), ((("x", None), ("Branch", "a"), ("branch", "b")), "a"),
+     ((("branch", None),), None), ((("branch", ""),), None), ((), None)],
+)
+def test_the_branch_is_the_first_branch_parameter_in_any_case_and_none_when_empty(
+    params: tuple[tuple[str, str | None], ...], branch: str | None,
+) -> None:
+    assert Via("TCP", "h", params=params).branch == branch
