@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 import math
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal

@@ -19,7 +19,7 @@ def test_all_lists_the_public_names_sorted(name: str) -> None:
         for attr, value in vars(module).items()
         if not attr.startswith("_")
         and getattr(value, "__module__", name).startswith(name)
-        and not (type(value).__name__ == "module")
+        and type(value).__name__ != "module"
     }
     assert public <= set(exported), f"{name} has public names missing from __all__: {public - set(exported)}"
     for attr in exported:

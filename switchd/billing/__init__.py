@@ -43,7 +43,7 @@ from ._requests import CdrAnswer, CdrClose, CdrOpen, CdrProgress, disposition_fo
 from ._rollups import rebuild_rollups
 from ._store import BillingStore, billing_child_spec
 
-__all__ = [  # noqa: RUF022 (plain sorted(), which tests/test_exports.py checks)
+__all__ = [
     "Base",
     "BillingError",
     "BillingStore",

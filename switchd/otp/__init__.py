@@ -118,7 +118,7 @@ from ._supervisor import (
 )
 from ._sys import change_code, get_state, replace_state, resume, stop, suspend
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/test_exports.py checks
+__all__ = [
     "Action", "AlreadyRegistered", "Application", "BRUTAL_KILL", "BrutalKill", "CAST", "Call",
     "CallTimeout", "Caller", "ChildCounts", "ChildInfo", "ChildSpec", "ChildType", "Down",
     "DynamicSupervisor", "EVENT_TIMEOUT", "Enter", "Event", "EventHandler", "EventManager",

@@ -34,11 +34,11 @@ from ._errors import LocalProtocolError
 from ._message import Request, Response
 from ._timers import DEFAULT_TIMERS, TimerConfig
 from ._transaction import (
-    TransactionOutput,
     TimedOut,
     TimerName,
     ToTransactionUser,
     Transaction,
+    TransactionOutput,
     TransactionState,
     Transmit,
 )

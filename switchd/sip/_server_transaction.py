@@ -36,7 +36,7 @@ from ._codes import Method, Status
 from ._errors import LocalProtocolError
 from ._message import Request, Response
 from ._timers import DEFAULT_TIMERS, TimerConfig
-from ._transaction import TransactionOutput, TimedOut, TimerName, Transaction, TransactionState, Transmit
+from ._transaction import TimedOut, TimerName, Transaction, TransactionOutput, TransactionState, Transmit
 
 _S = TransactionState
 

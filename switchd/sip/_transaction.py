@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import Literal, TypeAlias
 
 from ._message import Request, Response
-from ._timers import DEFAULT_TIMERS, TimerConfig
+from ._timers import TimerConfig
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from switchd.otp import Caller, ChildSpec, GenServer, Reply, call, change_code, get_state

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Gateway:
     """A SIP peer calls are sent to: a carrier, a PBX, or a simulated callee."""

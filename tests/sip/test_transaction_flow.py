@@ -99,7 +99,7 @@ class Call:
 
 def test_an_answered_call_from_invite_to_bye() -> None:
     call = Call()
-    ist, ict = call.start(now=0.0)
+    ist, _ict = call.start(now=0.0)
     assert call.a.statuses() == [100]
 
     # bob rings: the core relays 180 to alice with its A-leg tag, both dialogs are early
@@ -153,7 +153,7 @@ def test_an_answered_call_from_invite_to_bye() -> None:
 
 def test_a_busy_callee_is_acked_by_the_transaction_and_relayed() -> None:
     call = Call()
-    ist, ict = call.start(now=0.0)
+    ist, _ict = call.start(now=0.0)
     busy = response(call.b_invite, 486, to_tag="bobtag")
     assert call.from_bob(busy, 0.3) == [ToTransactionUser(busy), Terminated()]
     [ack] = call.b.sent[1:]
@@ -170,7 +170,7 @@ def test_a_busy_callee_is_acked_by_the_transaction_and_relayed() -> None:
 
 def test_a_caller_who_cancels_gets_200_and_487_and_bob_is_cancelled() -> None:
     call = Call()
-    ist, ict = call.start(now=0.0)
+    ist, _ict = call.start(now=0.0)
     call.from_bob(response(call.b_invite, 180, to_tag="bobtag"), 0.5)
 
     cancel = make_cancel(call.a_invite)  # as alice would build it
