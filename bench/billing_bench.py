@@ -51,9 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-async def _pairs(
-    config: BillingStoreConfig, pairs: int, callers: int
-) -> tuple[float, float, float, int]:
+async def _pairs(config: BillingStoreConfig, pairs: int, callers: int) -> tuple[float, float, float, int]:
     """Open+close `pairs` calls from `callers` concurrent tasks.
 
     Returns (seconds, CPU seconds of the process, CPU seconds of the event-loop thread, batches):
