@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -55,9 +54,8 @@ _MS = timedelta(milliseconds=1)
 _SELECT_CHUNK = 500
 
 
-@dataclass(frozen=True, slots=True)
-class _Known:
-    """What closing needs to know about an open CDR."""
+class _Known(NamedTuple):
+    """What closing needs to know about an open CDR (a tuple: one is made per CDR opened)."""
 
     callee: str | None
     setup_at: datetime
@@ -307,7 +305,7 @@ class Writer:
                 self._known[op.key] = _Known(v["callee"], v["setup_at"], None, v["rate_plan"], v["account"])
         for key, at in answered.items():
             if (k := self._known.get(key)) is not None and k.answer_at is None:
-                self._known[key] = replace(k, answer_at=at)
+                self._known[key] = k._replace(answer_at=at)
         for key in closed:
             self._known.pop(key, None)
         return outcomes
@@ -329,7 +327,7 @@ class Writer:
             if cached is None:
                 missing.append(key)
             elif cached.answer_at is None and key in answered:
-                known[key] = replace(cached, answer_at=answered[key])
+                known[key] = cached._replace(answer_at=answered[key])
             else:
                 known[key] = cached
         t = _TABLE
