@@ -296,15 +296,7 @@ class BillingStore(GenServer[_State]):
         """Answer a batch's callers once it is committed, or spool it (and all after it) on an outage."""
         if isinstance(result, StoreUnavailable):
             if not state.spooling:
-                log.error(
-                    "billing database unavailable, spooling CDRs to %s: %s",
-                    state.spool.path,
-                    result,
-                    extra={"spool": str(state.spool.path)},
-                )
-                state.connected = False
-                state.spooling = True
-                self._schedule_retry(state)
+                self._unavailable(state, result)
             await self._spool(state, batch)
             return
         state.written_ops += len(batch)
