@@ -325,6 +325,20 @@ def feed(data: CallData, txn: ClientTransaction | ServerTransaction,
     return rest
 
 
+def fail_transactions(data: CallData, call_id: str) -> list[ClientTransaction]:
+    """End at once every client transaction of `call_id`: the connection it was sent on is gone.
+
+    A transport failure ends a client transaction when it happens, not at its timeout (RFC 3261
+    §17.1.4, §8.1.3.1): no answer can come any more. Used when the caller's connection process
+    exits (`call_id` is the A-leg's) and on a `GatewayFailed` (a B-leg's). Returns what was ended,
+    now out of `data.txns`.
+    """
+    failed = [t for t in data.txns if isinstance(t, ClientTransaction) and t.request.call_id == call_id]
+    for txn in failed:
+        feed(data, txn, txn.transport_error())
+    return failed
+
+
 def to_caller(data: CallData, message: Request | Response) -> None:
     send(data.conn, Outbound(message))  # a connection that is gone drops it, as in Erlang
 

@@ -13,14 +13,17 @@ CONNECTING    the callee answered; its 200 was relayed and is retransmitted unti
               which is then relayed to the B-leg as the ACK of its 2xx (through the B dialog).
 ANSWERED      both dialogs confirmed; a BYE from either side is answered 200 and passed on.
 ENDING        the caller has its final answer or its BYE, the CDR is closed; the session waits for
-              the last B-leg responses (the 487 after a CANCEL, the 200 to a BYE) at most 64*T1,
-              then exits "normal".
+              the last answers due (the 487 after a CANCEL, the 200 to a BYE) at most 64*T1, then
+              exits "normal". A transaction whose connection is gone ends at once (below).
 ============  =====================================================================================
 
 Every state also takes: the caller's CANCEL (200; before an answer 487 to the INVITE and a CANCEL
 on the B-leg, sent once the B-leg had a 1xx as §9.1 wants); the no-answer timeout (CANCEL the
 B-leg, 480 to the caller); the maximum call duration (BYE both legs); a GatewayFailed; the loss
-of the caller's connection process (monitored: the B-leg is cancelled or hung up).
+of the caller's connection process (monitored: the B-leg is cancelled or hung up). A lost
+connection (the caller's process exits; a GatewayFailed for a B-leg) ends every client transaction
+on it at once as a transport failure (RFC 3261 §17.1.4, §8.1.3.1), not at Timer F/B: an ENDING
+call with nothing else pending exits then, freeing its max_calls slot and the drain.
 
 Rules chosen:
 
@@ -98,7 +101,6 @@ from switchd.otp import (
 )
 from switchd.sip import (
     AckTimedOut,
-    ClientTransaction,
     Dialog,
     InviteClientTransaction,
     InviteServerTransaction,
@@ -125,6 +127,7 @@ from ._call_legs import (
     b_leg_invite,
     busy,
     cancel_leg,
+    fail_transactions,
     feed,
     final_response,
     hang_up_caller,
@@ -375,6 +378,7 @@ class CallSession(StateMachine[CallState, CallData]):
     async def _caller_lost(self, state: CallState, data: CallData) -> Result:
         data.conn_monitor = None
         data.caller_gone = True
+        fail_transactions(data, data.call_id)  # e.g. our BYE to the caller: no 200 can come now
         log.warning("the caller's connection is gone", extra={"call_id": data.call_id})
         if state in _BEFORE_ANSWER:
             cancel_leg(data, data.b)
@@ -480,10 +484,7 @@ class CallSession(StateMachine[CallState, CallData]):
         leg = data.legs.get(failed.call_id)
         if leg is None:
             return KeepState(data)
-        lost = [t for t in data.txns if isinstance(t, ClientTransaction) and t.request.call_id == leg.call_id]
-        for txn in lost:
-            txn.transport_error()
-            data.txns.discard(txn)
+        fail_transactions(data, leg.call_id)  # its INVITE, CANCEL or BYE: no answer can come now
         reason = f"gateway {failed.gateway}: {failed.reason}"
         if leg.pending:
             leg.final = 0

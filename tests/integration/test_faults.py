@@ -271,11 +271,6 @@ async def test_sigterm_refuses_new_calls_lets_short_calls_finish_and_hangs_up_th
 # --- a caller that vanishes -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug (reported): when the caller's connection closes while the switch's BYE to it waits for "
-    "its 200, the session stays in ENDING until that BYE times out (Timer F, 64*T1 = 32 s), holding "
-    "a max_calls slot and keeping a drain waiting; a transport failure should end the transaction "
-    "at once (RFC 3261 §17.1.4, §8.1.3.1)"))
 def test_a_caller_that_vanishes_instead_of_answering_the_bye_does_not_keep_its_call_up(
     start_switchd: StartSwitchd, tmp_path: Path,
 ) -> None:

@@ -486,21 +486,6 @@ async def test_a_shutdown_hangs_up_an_answered_call_which_stays_billable(autojum
         assert closed.end_at - answered.at == timedelta(seconds=20.0)
 
 
-async def test_when_the_callers_connection_dies_the_b_leg_is_hung_up(autojump_clock: MockClock) -> None:
-    async with bench() as b:
-        phone, pid = await b.call("4420")
-        await phone.expect(100)
-        await answer_on(b, phone, "gw1")
-        await trio.sleep(5.0)
-        b.kill_connection(phone)
-        bye = await b.link("gw1").expect_request(Method.BYE)
-        b.link("gw1").respond(bye, 200)
-        assert await b.exited(pid) == "normal"
-        closed = b.close(phone.call_id)
-        assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
-            Disposition.ANSWERED, HangupParty.CALLER, "connection_lost")
-
-
 class CrashingOnce(BillingRecorder):
     """A billing stand-in whose first incarnation crashes on the first request it gets."""
 
