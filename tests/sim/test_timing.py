@@ -41,10 +41,15 @@ async def sim() -> AsyncIterator[SimGateway]:
         nursery.cancel_scope.cancel()
 
 
-async def _call(sim: SimGateway, callee: str, **options: float) -> CallResult:
+async def _connect(sim: SimGateway) -> trio.abc.Stream:
+    """The caller end of a memory stream whose other end `sim` serves as if accepted on SERVER."""
     client, server = trio.testing.memory_stream_pair()
     await sim.serve_stream(server, local=SERVER)
-    async with uac_over(client, local=CLIENT, server=SERVER) as uac:
+    return client
+
+
+async def _call(sim: SimGateway, callee: str, **options: float) -> CallResult:
+    async with uac_over(await _connect(sim), local=CLIENT, server=SERVER) as uac:
         return await uac.call("1000", callee, **options)  # type: ignore[arg-type]
 
 
@@ -129,13 +134,17 @@ def _invite(callee: str) -> Request:
                         contact="<sip:1000@127.0.0.1:40000;transport=tcp>")
 
 
+async def _raw_invite(sim: SimGateway, callee: str) -> RawPeer:
+    """A RawPeer on a new connection to `sim` that has sent an INVITE to `callee`."""
+    peer = RawPeer(await _connect(sim))
+    await peer.send(_invite(callee))
+    return peer
+
+
 async def test_a_200_without_ack_is_retransmitted_then_the_callee_gives_up_with_bye(
     sim: SimGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    client, server = trio.testing.memory_stream_pair()
-    await sim.serve_stream(server, local=SERVER)
-    peer = RawPeer(client)
-    await peer.send(_invite("2000"))
+    peer = await _raw_invite(sim, "2000")
     seen: list[tuple[float, str]] = []
     while True:
         message = await peer.receive()
@@ -152,10 +161,7 @@ async def test_a_200_without_ack_is_retransmitted_then_the_callee_gives_up_with_
 async def test_a_busy_callee_waits_for_the_ack_at_most_timer_h(
     sim: SimGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    client, server = trio.testing.memory_stream_pair()
-    await sim.serve_stream(server, local=SERVER)
-    peer = RawPeer(client)
-    await peer.send(_invite("4860"))
+    peer = await _raw_invite(sim, "4860")
     assert [getattr(await peer.receive(), "status", None) for _ in range(2)] == [100, 486]
     await trio.sleep(31.9)
     assert (await count_children("vsim.calls")).active == 1  # still waiting for the ACK
@@ -166,13 +172,10 @@ async def test_a_busy_callee_waits_for_the_ack_at_most_timer_h(
 async def test_the_callee_ends_when_its_connection_closes(
     sim: SimGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    client, server = trio.testing.memory_stream_pair()
-    await sim.serve_stream(server, local=SERVER)
-    peer = RawPeer(client)
-    await peer.send(_invite("0999"))
+    peer = await _raw_invite(sim, "0999")
     assert [getattr(await peer.receive(), "status", None) for _ in range(2)] == [100, 180]
     assert (await count_children("vsim.calls")).active == 1
-    await client.aclose()
+    await peer.stream.aclose()
     await trio.testing.wait_all_tasks_blocked()
     assert (await count_children("vsim.calls")).active == 0
     assert (await count_children("vsim.connections")).active == 0
@@ -182,10 +185,8 @@ async def test_the_callee_ends_when_its_connection_closes(
 async def test_a_killed_callee_ends_only_its_own_call(
     sim: SimGateway, autojump_clock: trio.testing.MockClock
 ) -> None:
-    client, server = trio.testing.memory_stream_pair()
-    await sim.serve_stream(server, local=SERVER)
     results: dict[str, CallResult] = {}
-    async with uac_over(client, local=CLIENT, server=SERVER) as uac:
+    async with uac_over(await _connect(sim), local=CLIENT, server=SERVER) as uac:
 
         async def call(callee: str, **options: float) -> None:
             results[callee] = await uac.call("1000", callee, **options)  # type: ignore[arg-type]
@@ -213,10 +214,8 @@ async def test_a_killed_callee_ends_only_its_own_call(
 async def test_a_simulator_at_max_calls_answers_503_with_retry_after(autojump_clock: trio.testing.MockClock) -> None:
     async with trio.open_nursery() as nursery:
         sim = await start_sim(nursery, [], BEHAVIOURS, name="full", max_calls=1)
-        client, server = trio.testing.memory_stream_pair()
-        await sim.serve_stream(server, local=SERVER)
         results: list[CallResult] = []
-        async with uac_over(client, local=CLIENT, server=SERVER) as uac:
+        async with uac_over(await _connect(sim), local=CLIENT, server=SERVER) as uac:
 
             async def call(callee: str, **options: float) -> None:
                 results.append(await uac.call("1000", callee, **options))  # type: ignore[arg-type]
