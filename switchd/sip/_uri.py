@@ -155,15 +155,4 @@ def _parse_uri(text: str, where: str) -> SipUri:
     hostport, semi, params_text = rest.partition(";")
     host, port = split_hostport(hostport, where, text)
     params = parse_params(semi + params_text, where, text) if semi else ()
-    draft = _SipUriDraft()
-    draft.scheme = scheme
-    draft.user = user
-    draft.password = password
-    draft.host = host
-    draft.port = port
-    draft.params = params
-    draft.headers = headers
-    draft.opaque = None
-    draft.__class__ = SipUri
-    uri: SipUri = draft
-    return uri
+    return SipUri(scheme, user, password, host, port, params, headers)
