@@ -23,7 +23,10 @@ B-leg, 480 to the caller); the maximum call duration (BYE both legs); a GatewayF
 of the caller's connection process (monitored: the B-leg is cancelled or hung up). A lost
 connection (the caller's process exits; a GatewayFailed for a B-leg) ends every client transaction
 on it at once as a transport failure (RFC 3261 §17.1.4, §8.1.3.1), not at Timer F/B: an ENDING
-call with nothing else pending exits then, freeing its max_calls slot and the drain.
+call with nothing else pending exits then, freeing its max_calls slot and the drain. The caller's
+connection's exit reason says who ended the call: "shutdown" (or "killed") is its supervisor
+stopping it for the node's shutdown — hangup_by switch, cause "shutdown", billed as `terminate`
+bills a shutdown; anything else ("normal": the peer closed) is the caller, "connection_lost".
 
 Rules chosen:
 
@@ -215,8 +218,8 @@ class CallSession(StateMachine[CallState, CallData]):
                     return await self._response(response, conn, state, data)
                 case GatewayFailed():
                     return await self._gateway_failed(content, state, data)
-                case Down(ref=ref) if ref is data.conn_monitor:
-                    return await self._caller_lost(state, data)
+                case Down(ref=ref, reason=reason) if ref is data.conn_monitor:
+                    return await self._caller_lost(reason, state, data)
         elif event is INTERNAL and isinstance(content, _Start):
             return await self._start(data)
         elif isinstance(event, GenericTimeout):
@@ -375,17 +378,21 @@ class CallSession(StateMachine[CallState, CallData]):
         cancel_leg(data, data.b)
         return await self._reject(data, 487, hangup_by=HangupParty.CALLER, cause=cause)
 
-    async def _caller_lost(self, state: CallState, data: CallData) -> Result:
+    async def _caller_lost(self, reason: ExitReason, state: CallState, data: CallData) -> Result:
         data.conn_monitor = None
         data.caller_gone = True
         fail_transactions(data, data.call_id)  # e.g. our BYE to the caller: no 200 can come now
-        log.warning("the caller's connection is gone", extra={"call_id": data.call_id})
+        shutdown = reason in ("shutdown", "killed")  # its supervisor stopped it: the node is stopping
+        log.log(logging.INFO if shutdown else logging.WARNING, "the caller's connection ended (%r)", reason,
+                extra={"call_id": data.call_id})
+        by, cause = (HangupParty.SWITCH, "shutdown") if shutdown else (HangupParty.CALLER, "connection_lost")
         if state in _BEFORE_ANSWER:
             cancel_leg(data, data.b)
-            return await self._end(data, Disposition.CANCELLED, 487, "Request Terminated", HangupParty.CALLER,
-                                   "connection_lost")
+            if shutdown:  # billed as `terminate` bills a shutdown before the answer
+                return await self._end(data, Disposition.FAILED, 503, "Service Unavailable", by, cause)
+            return await self._end(data, Disposition.CANCELLED, 487, "Request Terminated", by, cause)
         if state in _AFTER_ANSWER:
-            return await self._hang_up(data, Disposition.ANSWERED, HangupParty.CALLER, "connection_lost")
+            return await self._hang_up(data, Disposition.ANSWERED, by, cause)
         return KeepState(data)
 
     # -- from the callee's side ---------------------------------------------------------------------

@@ -176,11 +176,6 @@ async def test_a_second_sigterm_stops_at_once_without_waiting_for_the_drain(star
     assert stopped.cdr_after_restart.disposition is Disposition.ANSWERED
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug (reported): on a second SIGTERM the tree stops in reverse start order, so the sip "
-    "supervisor closes the caller's connection before the calls supervisor stops the session; the "
-    "session takes that for the caller going away and closes the CDR hangup_by=caller, "
-    "hangup_cause=connection_lost, though the node's shutdown ended the call"))
 async def test_a_call_cut_off_by_a_second_sigterm_is_billed_as_ended_by_the_switch(
     start_switchd: StartSwitchd,
 ) -> None:

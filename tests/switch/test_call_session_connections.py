@@ -1,21 +1,27 @@
 """CallSession when a connection under the call goes away: the caller's, or a gateway's.
 
 A transaction on a lost connection ends at once (RFC 3261 §17.1.4, §8.1.3.1), so the session exits
-at the moment of the loss, not at Timer F (64*T1 = 32 s) later. Every test runs on the MockClock
-with exact virtual times.
+at the moment of the loss, not at Timer F (64*T1 = 32 s) later. Who ended the call is read from
+the caller's connection's exit reason: "normal" is the caller gone, "shutdown" is its supervisor
+stopping it (the node's shutdown). Every test runs on the MockClock with exact virtual times.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
+from functools import partial
 
 import trio
 from trio.testing import MockClock
 
-from switchd.billing import Disposition, HangupParty
-from switchd.sip import Method, Request
+from switchd import otp
+from switchd.billing import CdrAnswer, Disposition, HangupParty
+from switchd.otp import Pid
+from switchd.sip import Method, Request, make_request
+from switchd.switch import Outbound, call_session_spec
 
-from ._call_harness import SETTINGS, Bench, Phone, bench
+from ._call_harness import SDP, SETTINGS, Bench, Phone, Wire, bench, wire
 
 
 async def answer_on(b: Bench, phone: Phone, gateway: str) -> Request:
@@ -26,6 +32,39 @@ async def answer_on(b: Bench, phone: Phone, gateway: str) -> Request:
     phone.ack(await phone.expect(200))
     await link.expect_request(Method.ACK)
     return invite
+
+
+async def _connection(out: Wire) -> None:
+    """A caller's connection process that only its supervisor ends (its exit is then "shutdown")."""
+    while True:
+        msg = await otp.receive()
+        if isinstance(msg, Outbound):
+            out.put(wire(msg.message))
+
+
+async def _report_exit(pid: Pid, out: Wire) -> None:
+    ref = otp.monitor(pid)
+    down = await otp.receive(match=lambda m: isinstance(m, otp.Down) and m.ref is ref)
+    assert isinstance(down, otp.Down)
+    out.put(down.reason)
+
+
+async def call_on_a_supervised_connection(b: Bench, number: str) -> tuple[Phone, Pid]:
+    """As `Bench.call`, but the caller's connection is a TEMPORARY child of "connections", as in the node."""
+    if otp.whereis("connections") is None:
+        await b.nursery.start(partial(otp.DynamicSupervisor.start_link, name="connections"))
+    caller_wire = Wire()
+    conn = await otp.start_child("connections", otp.ChildSpec(
+        id="conn", start=partial(otp.Process.start_link, _connection, caller_wire), restart=otp.Restart.TEMPORARY))
+    invite = wire(make_request(
+        Method.INVITE, f"sip:{number}@10.0.0.9:5060", from_="Alice <sip:alice@10.0.0.1>",
+        to=f"<sip:{number}@10.0.0.9>", sent_by="10.0.0.1:5070", contact="<sip:alice@10.0.0.1:5070;transport=tcp>",
+        headers=[("Content-Type", "application/sdp")], body=SDP))
+    assert isinstance(invite, Request)
+    pid = await otp.start_child("calls", call_session_spec(invite, conn, trio.current_time(), b.settings))
+    b.exits[pid] = Wire()
+    await b.nursery.start(otp.Process.start_link, _report_exit, pid, b.exits[pid])
+    return Phone(invite, conn, caller_wire), pid
 
 
 # --- the caller's connection closed by the caller ---------------------------------------------------
@@ -64,6 +103,52 @@ async def test_a_caller_that_vanishes_instead_of_answering_our_bye_ends_the_sess
         closed = b.close(phone.call_id)
         assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
             Disposition.ANSWERED, HangupParty.SWITCH, "max_duration")
+
+
+# --- the caller's connection stopped by its supervisor: the node's shutdown ---------------------------
+
+
+async def test_a_callers_connection_shut_down_by_its_supervisor_ends_an_answered_call_as_the_switch(
+        autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await call_on_a_supervised_connection(b, "4420")
+        await phone.expect(100)
+        await answer_on(b, phone, "gw1")
+        await trio.sleep(20.0)
+        await otp.terminate_child("connections", phone.conn)
+        gw1 = b.link("gw1")
+        gw1.respond(await gw1.expect_request(Method.BYE), 200)
+        assert await b.exited(pid) == "normal"
+        assert trio.current_time() == 20.0
+        assert phone.wire.empty()  # no BYE to a connection that is gone
+        closed = b.close(phone.call_id)
+        [answered] = b.steps(phone.call_id, CdrAnswer)
+        assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
+            Disposition.ANSWERED, HangupParty.SWITCH, "shutdown")
+        assert closed.end_at - answered.at == timedelta(seconds=20.0)
+
+
+async def test_a_callers_connection_shut_down_before_the_answer_cancels_the_b_leg_as_the_switch(
+        autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await call_on_a_supervised_connection(b, "4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 180)
+        await phone.expect(180)
+        await trio.sleep(4.0)
+        await otp.terminate_child("connections", phone.conn)
+        cancel = await gw1.expect_request(Method.CANCEL)
+        assert cancel.branch == invite.branch
+        gw1.respond(cancel, 200)
+        gw1.respond(invite, 487)
+        await gw1.expect_request(Method.ACK)
+        assert await b.exited(pid) == "normal"
+        assert trio.current_time() == 4.0
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.sip_code, closed.hangup_by, closed.hangup_cause) == (
+            Disposition.FAILED, 503, HangupParty.SWITCH, "shutdown")
 
 
 # --- a gateway's connection lost under our BYE or CANCEL ---------------------------------------------
