@@ -1,18 +1,31 @@
-"""Test data: CDR rows written straight into a migrated database."""
+"""Test data: store configurations, and CDR rows written straight into a migrated database."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert
 from sqlalchemy.orm import Session
 
-from switchd.billing import Cdr, CdrStatus, Disposition, cdr_key, rebuild_rollups
+from switchd.billing import BillingStoreConfig, Cdr, CdrStatus, Disposition, cdr_key, rebuild_rollups
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+def store_config(url: str, tmp_path: Path, **options: Any) -> BillingStoreConfig:
+    """A store on `url` as node n1, spooling under `tmp_path`, with the sample deck; `options` override."""
+    defaults: dict[str, Any] = {
+        "url": url,
+        "node": "n1",
+        "spool_dir": tmp_path / "spool",
+        "rate_deck": CONFIG_DIR / "rates.csv",
+    }
+    return BillingStoreConfig(**{**defaults, **options})
 
 
 def cdr_row(n: int, **fields: Any) -> dict[str, Any]:

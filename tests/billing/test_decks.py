@@ -25,14 +25,15 @@ from switchd.billing import (
     store_deck,
 )
 
-CONFIG = Path(__file__).resolve().parents[2] / "config"
+from .factories import CONFIG_DIR
+
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 HEADER = "prefix,description,price_per_minute,connect_fee,first_increment,next_increment,currency,valid_from,valid_to"
 
 
 def test_the_sample_csv_and_xml_decks_describe_the_same_tariffs() -> None:
-    from_csv = read_deck_file(CONFIG / "rates.csv")
-    from_xml = read_deck_file(CONFIG / "rates.xml")
+    from_csv = read_deck_file(CONFIG_DIR / "rates.csv")
+    from_xml = read_deck_file(CONFIG_DIR / "rates.xml")
     assert from_csv == from_xml
     assert from_csv.plan == "default" and len(from_csv.tariffs) == 7
     london = from_csv.match("+442071234567", NOW)

@@ -34,11 +34,9 @@ from switchd.billing import (
 from switchd.otp import stop
 
 from .conftest import PgCluster
+from .factories import store_config
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
-
-
 class Breaker:
     """Makes every SQL statement of every engine fail while `broken` (a database that errors)."""
 
@@ -59,13 +57,7 @@ def breaker() -> Iterator[Breaker]:
 
 
 def _config(url: str, tmp_path: Path) -> BillingStoreConfig:
-    return BillingStoreConfig(
-        url=url,
-        node="n1",
-        spool_dir=tmp_path / "spool",
-        rate_deck=CONFIG_DIR / "rates.csv",
-        retry_interval=1.0,
-    )
+    return store_config(url, tmp_path, retry_interval=1.0)
 
 
 def _open(n: int) -> CdrOpen:

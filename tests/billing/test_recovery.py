@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from switchd.billing import (
     BillingStore,
-    BillingStoreConfig,
     Cdr,
     CdrAnswer,
     CdrClose,
@@ -36,13 +35,7 @@ from switchd.billing import (
 )
 from switchd.otp import ServerExited, Supervisor, call, whereis
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
-
-
-def _config(url: str, tmp_path: Path, node: str = "n1") -> BillingStoreConfig:
-    return BillingStoreConfig(
-        url=url, node=node, spool_dir=tmp_path / "spool", rate_deck=CONFIG_DIR / "rates.csv"
-    )
+from .factories import store_config
 
 
 def _rows(url: str) -> dict[str, Cdr]:
@@ -61,7 +54,7 @@ def test_open_cdrs_of_a_dead_run_are_closed_as_recovered_at_the_last_known_time(
 
     async def first_run() -> None:  # then the daemon dies: nothing closes the calls
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(BillingStore.start_link, _config(db_url, tmp_path), name="billing"))
+            await nursery.start(partial(BillingStore.start_link, store_config(db_url, tmp_path), name="billing"))
             callee = "+14155550123"  # 1415: 0.008/min, 1/1
             await open_cdr(CdrOpen(call_id="ringing", caller="4155550100", callee=callee, setup_at=setup))
             await open_cdr(CdrOpen(call_id="talking", caller="4155550100", callee=callee, setup_at=setup))
@@ -78,7 +71,7 @@ def test_open_cdrs_of_a_dead_run_are_closed_as_recovered_at_the_last_known_time(
 
     async def second_run() -> int:
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(BillingStore.start_link, _config(db_url, tmp_path), name="billing"))
+            await nursery.start(partial(BillingStore.start_link, store_config(db_url, tmp_path), name="billing"))
             recovered = (await store_status()).recovered
             nursery.cancel_scope.cancel()
         return recovered
@@ -125,7 +118,7 @@ async def test_a_store_restarted_by_its_supervisor_leaves_calls_in_flight_open(
 ) -> None:
     setup = datetime.now(UTC)
     async with trio.open_nursery() as nursery:
-        await nursery.start(Supervisor.start_link, [billing_child_spec(_config(db_url, tmp_path))])
+        await nursery.start(Supervisor.start_link, [billing_child_spec(store_config(db_url, tmp_path))])
         await open_cdr(CdrOpen(call_id="live", caller="4155550100", callee="+14155550123", setup_at=setup))
         first = whereis("billing")
         with pytest.raises(ServerExited):
@@ -153,7 +146,7 @@ async def test_calls_of_this_run_spooled_while_the_database_was_down_at_start_ar
     url = f"sqlite:///{directory / 'billing.db'}"
     setup = datetime.now(UTC)
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(BillingStore.start_link, _config(url, tmp_path), name="billing"))
+        await nursery.start(partial(BillingStore.start_link, store_config(url, tmp_path), name="billing"))
         assert (await store_status()).spooling  # no database yet
         await open_cdr(CdrOpen(call_id="live", caller="4155550100", callee="+14155550123", setup_at=setup))
         directory.mkdir()

@@ -45,24 +45,15 @@ from switchd.billing import (
 )
 from switchd.otp import stop
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+from .factories import store_config
+
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-def _config(db_url: str, tmp_path: Path, **options: object) -> BillingStoreConfig:
-    defaults: dict[str, object] = {
-        "url": db_url,
-        "node": "n1",
-        "spool_dir": tmp_path / "spool",
-        "rate_deck": CONFIG_DIR / "rates.csv",
-    }
-    return BillingStoreConfig(**{**defaults, **options})  # type: ignore[arg-type]
 
 
 @pytest.fixture
 async def store(db_url: str, tmp_path: Path) -> AsyncIterator[BillingStoreConfig]:
     """A BillingStore registered as "billing" on a fresh database, stopped cleanly afterwards."""
-    config = _config(db_url, tmp_path)
+    config = store_config(db_url, tmp_path)
     async with trio.open_nursery() as nursery:
         pid = await nursery.start(partial(BillingStore.start_link, config, name="billing"))
         yield config
@@ -299,7 +290,7 @@ async def test_a_bad_configured_deck_fails_the_start(db_url: str, tmp_path: Path
     bad.write_text("<rate-plan><rate prefix='1'/></rate-plan>")
     async with trio.open_nursery() as nursery:
         with pytest.raises(RateDeckError, match="missing price_per_minute"):
-            await nursery.start(partial(BillingStore.start_link, _config(db_url, tmp_path, rate_deck=bad)))
+            await nursery.start(partial(BillingStore.start_link, store_config(db_url, tmp_path, rate_deck=bad)))
 
 
 def test_requests_refuse_naive_times_and_impossible_values() -> None:
