@@ -14,7 +14,7 @@ import logging
 
 import trio
 
-from switchd.otp import Down, Pid, monitor, send
+from switchd.otp import Pid, monitor, send
 from switchd.sip import (
     AckTimedOut,
     Dialog,
@@ -37,15 +37,11 @@ from switchd.sip import (
 )
 
 from ._behaviour import Answer, Behaviour, Busy, Drop, NeverAnswer, Reject
-from ._connection import Close, ConnectionLost, Received, Send
-from ._mailbox import earliest, next_message
+from ._connection import Close, Send
+from ._mailbox import ConnectionGone, earliest, next_sip
 from ._sdp import CONTENT_TYPE, audio_sdp
 
 log = logging.getLogger(__name__)
-
-
-class _Over(Exception):
-    """The call ended (connection lost); unwinds the callee's steps."""
 
 
 async def run_callee(invite: Request, conn: Pid, behaviour: Behaviour, contact: NameAddr,
@@ -54,7 +50,7 @@ async def run_callee(invite: Request, conn: Pid, behaviour: Behaviour, contact: 
     callee = _Callee(invite, conn, behaviour, contact, timers)
     try:
         await callee.run()
-    except _Over as exc:
+    except ConnectionGone as exc:
         log.debug("call %s over: %s", invite.call_id, exc, extra={"call_id": invite.call_id})
 
 
@@ -189,20 +185,8 @@ class _Callee:
     # -- plumbing ----------------------------------------------------------------------------------
 
     async def _next(self, deadline: float | None) -> Request | Response | None:
-        """The next SIP message for this call, or None at `deadline`; raises _Over when the connection is gone."""
-        while True:
-            message = await next_message(deadline)
-            match message:
-                case None:
-                    return None
-                case Received(sip):
-                    return sip
-                case ConnectionLost(reason):
-                    raise _Over(f"connection lost: {reason}")
-                case Down(pid=pid) if pid == self.conn:
-                    raise _Over("connection process exited")
-                case _:
-                    log.debug("call %s: ignoring %r", self.call_id, message, extra={"call_id": self.call_id})
+        """The next SIP message for this call, or None at `deadline`; raises ConnectionGone."""
+        return await next_sip(self.conn, deadline, self.call_id)
 
     async def _wait_until(self, deadline: float) -> None:
         while await self._next(deadline) is not None:

@@ -24,7 +24,7 @@ from typing import Literal
 
 import trio
 
-from switchd.otp import Down, Pid, Process, monitor, self_pid, send
+from switchd.otp import Pid, Process, monitor, self_pid, send
 from switchd.sip import (
     Dialog,
     InviteClientTransaction,
@@ -46,9 +46,9 @@ from switchd.sip import (
 )
 
 from ._address import HostPort, format_address, parse_address
-from ._connection import Attach, Close, ConnectionLost, Received, Send, run_connection, socket_ends
+from ._connection import Attach, Close, Send, run_connection, socket_ends
 from ._errors import AddressError, SimTransportError
-from ._mailbox import earliest, next_message
+from ._mailbox import ConnectionGone, earliest, next_sip
 from ._sdp import CONTENT_TYPE, audio_sdp
 
 log = logging.getLogger(__name__)
@@ -225,10 +225,6 @@ async def place_call(server: str | HostPort, caller: str, callee: str, *, hold: 
         return await uac.call(caller, callee, hold=hold, cancel_after=cancel_after, timeout=timeout)
 
 
-class _Lost(Exception):
-    """The connection went away under the call."""
-
-
 async def _run_caller(call: _Caller, done: list[CallResult], finished: trio.Event) -> None:
     """The body of a caller process: run the call and hand its result over."""
     try:
@@ -263,7 +259,7 @@ class _Caller:
         self.started = trio.current_time()
         try:
             return await self._call()
-        except _Lost as exc:
+        except ConnectionGone as exc:
             return self._result(Outcome.TRANSPORT_ERROR, self.final, error=str(exc))
 
     async def _call(self) -> CallResult:
@@ -365,18 +361,10 @@ class _Caller:
         self._send(make_response(request, status))
 
     async def _next(self, deadline: float | None) -> Request | Response | None:
-        while True:
-            message = await next_message(deadline)
-            match message:
-                case None:
-                    return None
-                case Received(sip):
-                    self.ladder.append(LadderEntry(trio.current_time() - self.started, "received", sip))
-                    return sip
-                case ConnectionLost(reason):
-                    raise _Lost(f"connection lost: {reason}")
-                case Down(pid=pid) if pid == self.uac.conn:
-                    raise _Lost("connection process exited")
+        sip = await next_sip(self.uac.conn, deadline, self.call_id)
+        if sip is not None:
+            self.ladder.append(LadderEntry(trio.current_time() - self.started, "received", sip))
+        return sip
 
     def _do(self, outputs: list[TransactionOutput]) -> list[TransactionOutput]:
         for output in outputs:
