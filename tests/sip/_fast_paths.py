@@ -49,3 +49,14 @@ def mostly(fast: st.SearchStrategy[str], near: str = NEAR) -> st.SearchStrategy[
     """`fast`'s strings, and a third of the time one of them with a character of `near` inserted."""
     missed = st.builds(_insert, fast, st.integers(0, 20), st.sampled_from(list(near)))
     return st.one_of(fast, fast, missed)
+
+
+# hostport (RFC 3261 §25.1) as the fast paths see it: short names, and ports in and out of range.
+HOSTS = mostly(st.text("aZ09", min_size=1, max_size=2) | st.text("aZ09.-", min_size=1, max_size=8))
+PORTS = st.none() | st.integers(0, 65535) | st.integers(65536, 99999)
+
+
+def hostport_params(host: str, port: int | None, params: list[tuple[str, str | None]]) -> str:
+    """``host[:port][;name[=value]]...``: the tail a URI and a Via share."""
+    text = host if port is None else f"{host}:{port}"
+    return text + "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params)
