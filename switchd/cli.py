@@ -584,8 +584,8 @@ def print_cdrs(console: Console, cdrs: Sequence[Cdr], *, more: bool) -> None:
     """CDRs as a rich table, oldest first."""
     table = Table(show_edge=False)
     for name, justify in [("setup (UTC)", "left"), ("caller", "left"), ("callee", "left"),
-                          ("disposition", "left"), ("code", "right"), ("billable s", "right"),
-                          ("cost", "right"), ("gateway", "left"), ("hangup", "left"), ("call-id", "left")]:
+                          ("disposition", "left"), ("code", "right"), ("talk s", "right"),
+                          ("billed s", "right"), ("cost", "right"), ("gateway", "left"), ("hangup", "left"), ("call-id", "left")]:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for cdr in cdrs:
         billable = "" if cdr.billable_ms is None else f"{cdr.billable_ms / 1000:.3f}"
@@ -594,7 +594,7 @@ def print_cdrs(console: Console, cdrs: Sequence[Cdr], *, more: bool) -> None:
         table.add_row(
             cdr.setup_at.strftime("%Y-%m-%d %H:%M:%S"), escape(cdr.caller or cdr.caller_raw),
             escape(cdr.callee or cdr.callee_raw), disposition, "" if cdr.sip_code is None else str(cdr.sip_code),
-            billable, cost, escape(cdr.gateway or ""), cdr.hangup_by.value if cdr.hangup_by else "",
+            billable, "" if cdr.billed_seconds is None else str(cdr.billed_seconds), cost, escape(cdr.gateway or ""), cdr.hangup_by.value if cdr.hangup_by else "",
             escape(cdr.call_id),
         )
     console.print(table)

@@ -198,7 +198,8 @@ T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 async def _write_cdrs(db: Path, spool: Path) -> None:
     """Three calls through the BillingStore: answered (30 s), busy, cancelled."""
-    config = BillingStoreConfig(url=f"sqlite:///{db}", node="cli-test", spool_dir=spool)
+    config = BillingStoreConfig(url=f"sqlite:///{db}", node="cli-test", spool_dir=spool,
+                                rate_deck=Path(__file__).resolve().parent.parent / "config" / "rates.csv")
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(BillingStore.start_link, config, name="billing"))
         await open_cdr(CdrOpen(call_id="call-answered", caller="14155550199", callee="14155550100", setup_at=T0))
@@ -257,7 +258,10 @@ def test_cdr_as_a_table_shows_each_record_and_honours_limit_and_time(
     out = capsys.readouterr().out
     for call_id in ("call-answered", "call-busy", "call-cancelled"):
         assert call_id in out
-    assert "ANSWERED" in out and "30.000" in out and "+14155550100" in out
+    [answered] = [line.split("│") for line in out.splitlines() if "call-answered" in line]
+    cells = [cell.strip() for cell in answered]
+    # 30 s of talk to 1415 (1/1 increments, 0.008/min in the sample deck): 30 s billed, 0.004 USD
+    assert cells[2:8] == ["+14155550100", "ANSWERED", "200", "30.000", "30", "0.004000 USD"]
     assert out.splitlines()[-1] == "3 CDRs"
     assert main(["cdr", "--config", str(cdr_config), "--limit", "1"]) == 0
     out = capsys.readouterr().out
