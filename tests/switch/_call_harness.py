@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -290,8 +290,11 @@ class Bench:
 
 @asynccontextmanager
 async def bench(*, settings: CallSettings = SETTINGS, router: bool = True,
-                billing: ChildSpec | None = None) -> AsyncIterator[Bench]:
-    """Events, billing, router and calls under one supervisor, plus the caller's and gateways' links."""
+                billing: ChildSpec | None = None, gateways: Sequence[str] = ("gw1", "gw2")) -> AsyncIterator[Bench]:
+    """Events, billing, router and calls under one supervisor, plus the caller's and gateways' links.
+
+    `gateways` names the gateways that get a link process (the others in a table are unreachable).
+    """
     cdrs: list[Any] = []
     events: list[Any] = []
     children = [
@@ -306,7 +309,7 @@ async def bench(*, settings: CallSettings = SETTINGS, router: bool = True,
         await nursery.start(partial(otp.Supervisor.start_link, children, name="top"))
         await otp.add_handler("events", "recorder", EventRecorder, events)
         links = {}
-        for name in ("gw1", "gw2"):
+        for name in gateways:
             out, replies = Wire(), dict[str, Pid]()
             pid = await nursery.start(partial(otp.Process.start_link, _gateway_link, out, replies,
                                               name=gateway_name(name)))
