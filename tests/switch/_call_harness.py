@@ -234,6 +234,21 @@ class Link:
         otp.send(self.replies[request.call_id], GatewayFailed(self.name, request.call_id, reason))
 
 
+def caller_invite(number: str, *, call_id: str | None = None, contact: bool = True,
+                  max_forwards: int = 70) -> Request:
+    """Alice's INVITE for `number` with an SDP offer, as it arrives off the wire."""
+    sent = make_request(Method.INVITE, f"sip:{number}@10.0.0.9:5060", from_="Alice <sip:alice@10.0.0.1>",
+                        to=f"<sip:{number}@10.0.0.9>", sent_by="10.0.0.1:5070", call_id=call_id,
+                        contact="<sip:alice@10.0.0.1:5070;transport=tcp>",
+                        headers=[("Content-Type", "application/sdp")], body=SDP)
+    if not contact:
+        sent.headers.remove("Contact")
+    sent.headers.set("Max-Forwards", str(max_forwards))
+    invite = wire(sent)
+    assert isinstance(invite, Request)
+    return invite
+
+
 @dataclass
 class Bench:
     nursery: trio.Nursery
@@ -249,22 +264,18 @@ class Bench:
     async def call(self, number: str, *, call_id: str | None = None, contact: bool = True,
                    max_forwards: int = 70) -> tuple[Phone, Pid]:
         """The caller sends an INVITE for `number`; the session is started as the dispatcher does."""
-        sent = make_request(Method.INVITE, f"sip:{number}@10.0.0.9:5060", from_="Alice <sip:alice@10.0.0.1>",
-                            to=f"<sip:{number}@10.0.0.9>", sent_by="10.0.0.1:5070", call_id=call_id,
-                            contact="<sip:alice@10.0.0.1:5070;transport=tcp>",
-                            headers=[("Content-Type", "application/sdp")], body=SDP)
-        if not contact:
-            sent.headers.remove("Contact")
-        sent.headers.set("Max-Forwards", str(max_forwards))
-        invite = wire(sent)
-        assert isinstance(invite, Request)
+        invite = caller_invite(number, call_id=call_id, contact=contact, max_forwards=max_forwards)
         caller_wire = Wire()
         conn = await self.nursery.start(otp.Process.start_link, _caller_link, caller_wire)
+        return Phone(invite, conn, caller_wire), await self.start_session(invite, conn)
+
+    async def start_session(self, invite: Request, conn: Pid) -> Pid:
+        """Start the session for `invite` from the connection `conn` under "calls", and watch its exit."""
         spec = call_session_spec(invite, conn, trio.current_time(), self.settings)
         pid = await otp.start_child("calls", spec)
         self.exits[pid] = Wire()
         await self.nursery.start(otp.Process.start_link, _watch, pid, self.exits[pid])
-        return Phone(invite, conn, caller_wire), pid
+        return pid
 
     def kill_connection(self, phone: Phone) -> None:
         """The caller's connection process exits (the peer closed the TCP connection)."""
@@ -318,4 +329,25 @@ async def bench(*, settings: CallSettings = SETTINGS, router: bool = True,
         nursery.cancel_scope.cancel()
 
 
+async def answer(link: Link, phone: Phone, invite: Request) -> None:
+    """`link` answers its B-leg `invite` with 200, the caller gets the 200 and ACKs, the ACK reaches the gateway."""
+    link.respond(invite, 200)
+    phone.ack(await phone.expect(200))
+    await link.expect_request(Method.ACK)
 
+
+async def answer_on(b: Bench, phone: Phone, gateway: str) -> Request:
+    """The call reaches `gateway`, which answers; the caller ACKs. Returns the B-leg INVITE."""
+    link = b.link(gateway)
+    invite = await link.expect_request(Method.INVITE)
+    await answer(link, phone, invite)
+    return invite
+
+
+async def caller_hangs_up(link: Link, phone: Phone) -> Request:
+    """The caller sends BYE and gets its 200; the BYE reaches `link`, which answers 200. Returns that BYE."""
+    phone.bye()
+    await phone.expect(200)
+    bye = await link.expect_request(Method.BYE)
+    link.respond(bye, 200)
+    return bye

@@ -18,7 +18,7 @@ from trio.testing import MockClock
 
 from switchd import otp
 from switchd.billing import CdrAnswer, CdrOpen, CdrProgress, Disposition, HangupParty
-from switchd.sip import Method, Request
+from switchd.sip import Method
 from switchd.switch import (
     CallAnswered,
     CallEnded,
@@ -29,7 +29,17 @@ from switchd.switch import (
     router_child_spec,
 )
 
-from ._call_harness import ANSWER_SDP, SDP, SETTINGS, TABLE, Bench, BillingRecorder, Phone, bench
+from ._call_harness import (
+    ANSWER_SDP,
+    SDP,
+    SETTINGS,
+    TABLE,
+    BillingRecorder,
+    answer,
+    answer_on,
+    bench,
+    caller_hangs_up,
+)
 
 
 async def test_an_answered_call_is_bridged_and_the_caller_hangs_up(autojump_clock: MockClock) -> None:
@@ -55,10 +65,7 @@ async def test_an_answered_call_is_bridged_and_the_caller_hangs_up(autojump_cloc
         assert ack.call_id == invite.call_id and ack.to.tag == "gwtag" and ack.cseq.seq == invite.cseq.seq
 
         await trio.sleep(30.0)
-        phone.bye()
-        await phone.expect(200)
-        bye = await gw1.expect_request(Method.BYE)
-        gw1.respond(bye, 200)
+        await caller_hangs_up(gw1, phone)
         assert await b.exited(pid) == "normal"
         assert trio.current_time() == 33.0
 
@@ -82,12 +89,9 @@ async def test_an_answered_call_is_bridged_and_the_caller_hangs_up(autojump_cloc
 async def test_the_callee_hanging_up_sends_a_bye_to_the_caller(autojump_clock: MockClock) -> None:
     async with bench() as b:
         phone, pid = await b.call("4420")
-        gw1 = b.link("gw1")
-        invite = await gw1.expect_request(Method.INVITE)
-        gw1.respond(invite, 200)
         await phone.expect(100)
-        phone.ack(await phone.expect(200))
-        await gw1.expect_request(Method.ACK)
+        gw1 = b.link("gw1")
+        invite = await answer_on(b, phone, "gw1")
 
         await trio.sleep(45.0)
         bye = gw1.bye(invite)
@@ -126,16 +130,6 @@ async def test_a_busy_callee_is_relayed_to_the_caller_and_billed_busy(autojump_c
         assert b.link("gw2").out.empty()
 
 
-async def answer_on(b: Bench, phone: Phone, gateway: str) -> Request:
-    """The call reaches `gateway`, which answers; the caller ACKs. Returns the B-leg INVITE."""
-    link = b.link(gateway)
-    invite = await link.expect_request(Method.INVITE)
-    link.respond(invite, 200)
-    phone.ack(await phone.expect(200))
-    await link.expect_request(Method.ACK)
-    return invite
-
-
 async def test_a_503_from_the_first_gateway_fails_over_to_the_second(autojump_clock: MockClock) -> None:
     async with bench() as b:
         phone, pid = await b.call("4420")
@@ -148,9 +142,7 @@ async def test_a_503_from_the_first_gateway_fails_over_to_the_second(autojump_cl
         second = await answer_on(b, phone, "gw2")
         assert second.call_id != first.call_id and second.body == SDP
         assert trio.current_time() == 0.2
-        phone.bye()
-        await phone.expect(200)
-        b.link("gw2").respond(await b.link("gw2").expect_request(Method.BYE), 200)
+        await caller_hangs_up(b.link("gw2"), phone)
         assert await b.exited(pid) == "normal"
         closed = b.close(phone.call_id)
         assert (closed.disposition, closed.gateway, closed.b_attempts) == (Disposition.ANSWERED, "gw2", 2)
@@ -391,11 +383,8 @@ async def test_a_crashed_session_hangs_up_both_legs_and_fails_its_cdr_while_anot
             Disposition.FAILED, HangupParty.SWITCH, "crash")
 
         await trio.sleep(5.0)
-        other.bye()
-        await other.expect(200)
-        bye = await b.link("gw1").expect_request(Method.BYE)
+        bye = await caller_hangs_up(b.link("gw1"), other)
         assert bye.call_id == other_invite.call_id
-        b.link("gw1").respond(bye, 200)
         assert await b.exited(other_pid) == "normal"
         closed = b.close(other.call_id)
         [answered] = b.steps(other.call_id, CdrAnswer)
@@ -413,12 +402,8 @@ async def test_a_router_crash_during_a_call_ends_no_call_and_the_next_call_finds
         gw1.respond(invite, 180)
         await phone.expect(180)
         await otp.stop("router", RuntimeError("router bug"))  # its supervisor restarts it
-        gw1.respond(invite, 200)
-        phone.ack(await phone.expect(200))
-        await gw1.expect_request(Method.ACK)
-        phone.bye()
-        await phone.expect(200)
-        gw1.respond(await gw1.expect_request(Method.BYE), 200)
+        await answer(gw1, phone, invite)
+        await caller_hangs_up(gw1, phone)
         assert await b.exited(pid) == "normal"
         assert b.close(phone.call_id).disposition is Disposition.ANSWERED
 
@@ -444,9 +429,7 @@ async def test_a_billing_crash_during_a_call_loses_no_cdr_step(autojump_clock: M
         await phone.expect(100)
         await answer_on(b, phone, "gw1")
         await otp.stop("billing", RuntimeError("store bug"))  # restarted by its supervisor
-        phone.bye()
-        await phone.expect(200)
-        b.link("gw1").respond(await b.link("gw1").expect_request(Method.BYE), 200)
+        await caller_hangs_up(b.link("gw1"), phone)
         assert await b.exited(pid) == "normal"
         assert [type(s).__name__ for s in b.steps(phone.call_id)] == ["CdrOpen", "CdrAnswer", "CdrClose"]
 
@@ -518,12 +501,8 @@ async def test_a_billing_store_that_stays_away_ends_no_call_and_gets_the_whole_c
         invite = await gw1.expect_request(Method.INVITE)
         assert trio.current_time() == SETTINGS.retry_delay  # tried, retried once, and routed anyway
         await otp.restart_child("top", "billing")
-        gw1.respond(invite, 200)
-        phone.ack(await phone.expect(200))
-        await gw1.expect_request(Method.ACK)
-        phone.bye()
-        await phone.expect(200)
-        gw1.respond(await gw1.expect_request(Method.BYE), 200)
+        await answer(gw1, phone, invite)
+        await caller_hangs_up(gw1, phone)
         assert await b.exited(pid) == "normal"
         assert [type(s).__name__ for s in b.steps(phone.call_id)] == ["CdrOpen", "CdrAnswer", "CdrClose"]
 

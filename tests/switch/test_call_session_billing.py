@@ -22,7 +22,7 @@ from switchd.billing import (
 )
 from switchd.sip import Method
 
-from ._call_harness import bench
+from ._call_harness import answer, bench, caller_hangs_up
 
 RATES = Path(__file__).resolve().parents[2] / "config" / "rates.csv"
 
@@ -49,14 +49,10 @@ async def test_an_answered_call_writes_one_closed_cdr_billed_for_the_virtual_hol
         invite = await gw1.expect_request(Method.INVITE)
         gw1.respond(invite, 180)
         await phone.expect(180)
-        gw1.respond(invite, 200)
-        phone.ack(await phone.expect(200))
-        await gw1.expect_request(Method.ACK)
+        await answer(gw1, phone, invite)
         answered = trio.current_time()
         await trio.sleep(30.0)
-        phone.bye()
-        await phone.expect(200)
-        gw1.respond(await gw1.expect_request(Method.BYE), 200)
+        await caller_hangs_up(gw1, phone)
         assert await b.exited(pid) == "normal"
         assert trio.current_time() == answered + 30.0
 

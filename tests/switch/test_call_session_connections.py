@@ -18,20 +18,10 @@ from trio.testing import MockClock
 from switchd import otp
 from switchd.billing import CdrAnswer, Disposition, HangupParty
 from switchd.otp import Pid
-from switchd.sip import Method, Request, make_request
-from switchd.switch import Outbound, call_session_spec
+from switchd.sip import Method
+from switchd.switch import Outbound
 
-from ._call_harness import SDP, SETTINGS, Bench, Phone, Wire, bench, wire
-
-
-async def answer_on(b: Bench, phone: Phone, gateway: str) -> Request:
-    """The call reaches `gateway`, which answers; the caller ACKs. Returns the B-leg INVITE."""
-    link = b.link(gateway)
-    invite = await link.expect_request(Method.INVITE)
-    link.respond(invite, 200)
-    phone.ack(await phone.expect(200))
-    await link.expect_request(Method.ACK)
-    return invite
+from ._call_harness import SETTINGS, Bench, Phone, Wire, answer_on, bench, caller_invite, wire
 
 
 async def _connection(out: Wire) -> None:
@@ -42,13 +32,6 @@ async def _connection(out: Wire) -> None:
             out.put(wire(msg.message))
 
 
-async def _report_exit(pid: Pid, out: Wire) -> None:
-    ref = otp.monitor(pid)
-    down = await otp.receive(match=lambda m: isinstance(m, otp.Down) and m.ref is ref)
-    assert isinstance(down, otp.Down)
-    out.put(down.reason)
-
-
 async def call_on_a_supervised_connection(b: Bench, number: str) -> tuple[Phone, Pid]:
     """As `Bench.call`, but the caller's connection is a TEMPORARY child of "connections", as in the node."""
     if otp.whereis("connections") is None:
@@ -56,15 +39,8 @@ async def call_on_a_supervised_connection(b: Bench, number: str) -> tuple[Phone,
     caller_wire = Wire()
     conn = await otp.start_child("connections", otp.ChildSpec(
         id="conn", start=partial(otp.Process.start_link, _connection, caller_wire), restart=otp.Restart.TEMPORARY))
-    invite = wire(make_request(
-        Method.INVITE, f"sip:{number}@10.0.0.9:5060", from_="Alice <sip:alice@10.0.0.1>",
-        to=f"<sip:{number}@10.0.0.9>", sent_by="10.0.0.1:5070", contact="<sip:alice@10.0.0.1:5070;transport=tcp>",
-        headers=[("Content-Type", "application/sdp")], body=SDP))
-    assert isinstance(invite, Request)
-    pid = await otp.start_child("calls", call_session_spec(invite, conn, trio.current_time(), b.settings))
-    b.exits[pid] = Wire()
-    await b.nursery.start(otp.Process.start_link, _report_exit, pid, b.exits[pid])
-    return Phone(invite, conn, caller_wire), pid
+    invite = caller_invite(number)
+    return Phone(invite, conn, caller_wire), await b.start_session(invite, conn)
 
 
 # --- the caller's connection closed by the caller ---------------------------------------------------
