@@ -16,6 +16,11 @@ Failure reporting (`GatewayFailed`), the contract with the sessions:
 
 After a failed connect, messages that arrive within ``holddown`` seconds fail at once without a
 new attempt, so a burst of calls to a dead gateway costs one connect, not one each.
+
+Shut down by its supervisor, the link writes what is in its mailbox and queued before it closes
+the connection (`StreamIO.shutdown`, bounded by ``ConnectionSettings.shutdown_flush``): the BYEs
+that sessions ended by the drain queued just before the tree stopped still reach the gateway.
+No new connection is opened at that point: a message that would need one fails (`GatewayFailed`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from switchd.otp import (
     MonitorRef,
     Pid,
     Process,
+    ReceiveTimeout,
     Restart,
     demonitor,
     monitor,
@@ -112,36 +118,57 @@ class _Link:
         self.users: dict[Pid, _User] = {}
         self.failed_at: float | None = None
         self.failure = ""
+        self.stopping = False  # set once shut down: no new connection then
 
     async def run(self) -> None:
         pid = self_pid()
         async with trio.open_nursery() as nursery:
-            while True:
-                msg = await receive()
-                kind = type(msg)
-                if kind is ToGateway:
-                    assert isinstance(msg, ToGateway)
-                    await self._to_gateway(msg, pid, nursery)
-                elif kind is Outbound:
-                    assert isinstance(msg, Outbound)
-                    if self.io is not None:
-                        self.io.send_message(msg.message)
-                    else:
-                        log.warning("%s: not connected, %s dropped", self.label, _describe(msg.message),
-                                    extra={"gateway": self.gateway.name, "call_id": msg.message.headers.get("Call-ID")})
-                elif kind is _Dropped:
-                    assert isinstance(msg, _Dropped)
-                    self._dropped(msg)
-                elif kind is Down:
-                    assert isinstance(msg, Down)
-                    self.users.pop(msg.pid, None)
-                else:
-                    log.warning("%s: unexpected message %r", self.label, msg, extra={"gateway": self.gateway.name})
+            try:
+                while True:
+                    await self._handle(await receive(), pid, nursery)
+            except trio.Cancelled:  # shut down: terminate, then go on cancelled
+                self.stopping = True
+                if self.io is not None:
+                    await self.io.shutdown("shutdown", partial(self._take_mailbox, pid, nursery))
+                raise
+            finally:
+                if self.io is not None:
+                    self.io.abort("gateway link exited")  # a no-op once the connection is closed
+
+    async def _take_mailbox(self, pid: Pid, nursery: trio.Nursery) -> None:
+        """At shutdown, with the connection up: handle what is in the mailbox now, without waiting."""
+        while True:
+            try:
+                msg = await receive(timeout=0)
+            except ReceiveTimeout:
+                return
+            await self._handle(msg, pid, nursery)
+
+    async def _handle(self, msg: object, pid: Pid, nursery: trio.Nursery) -> None:
+        kind = type(msg)
+        if kind is ToGateway:
+            assert isinstance(msg, ToGateway)
+            await self._to_gateway(msg, pid, nursery)
+        elif kind is Outbound:
+            assert isinstance(msg, Outbound)
+            if self.io is not None:
+                self.io.send_message(msg.message)
+            else:
+                log.warning("%s: not connected, %s dropped", self.label, _describe(msg.message),
+                            extra={"gateway": self.gateway.name, "call_id": msg.message.headers.get("Call-ID")})
+        elif kind is _Dropped:
+            assert isinstance(msg, _Dropped)
+            self._dropped(msg)
+        elif kind is Down:
+            assert isinstance(msg, Down)
+            self.users.pop(msg.pid, None)
+        else:
+            log.warning("%s: unexpected message %r", self.label, msg, extra={"gateway": self.gateway.name})
 
     async def _to_gateway(self, msg: ToGateway, pid: Pid, nursery: trio.Nursery) -> None:
         call_id = msg.message.call_id
         if self.io is None:
-            failure = await self._connect(pid, nursery)
+            failure = "shutting down" if self.stopping else await self._connect(pid, nursery)
             if failure is not None:
                 send(msg.reply_to, GatewayFailed(self.gateway.name, call_id, failure))
                 return

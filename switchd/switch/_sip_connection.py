@@ -14,6 +14,13 @@ The send queue between the mailbox and the writer is bounded (``send_queue_size`
 peer that does not read fast enough to keep it below that is dropped — logged and closed — rather
 than letting its backlog grow without bound in the switch. Nothing waits on a slow peer.
 
+Shutdown (OTP's terminate): the reader and writer run shielded from the owner's cancellation, so a
+supervisor's shutdown does not tear the stream down under them. The owner, cancelled, calls
+`StreamIO.shutdown`: shielded and bounded by ``shutdown_flush`` seconds, it first queues every
+message already in the owner's mailbox (a session's last BYE, queued just before the tree stops),
+then waits until everything queued is written and closes the stream; a peer that does not read
+within the bound is dropped, so it cannot hold the switch's shutdown.
+
 `SipConnection` is one accepted connection (temporary child of the ``connections``
 DynamicSupervisor); `_gateway_link.GatewayLink` runs the same `StreamIO` on the connections it
 opens to gateways.
@@ -28,7 +35,7 @@ from typing import TypeAlias
 
 import trio
 
-from switchd.otp import Pid, Process, receive, self_pid
+from switchd.otp import Pid, Process, ReceiveTimeout, receive, self_pid
 from switchd.sip import Connection as Framer
 from switchd.sip import (
     ConnectionClosed,
@@ -59,6 +66,8 @@ class ConnectionSettings:
     (see `switchd.sip.Connection`), 65_535, 100, 8_192, 70 — `switchd.config.SipConfig`'s defaults.
     ``send_queue_size``: messages queued for writing before the peer is dropped, 100.
     ``read_size``: bytes asked of the stream per read, 65_536.
+    ``shutdown_flush``: seconds a connection shut down by its supervisor may spend writing what is
+    queued (its mailbox included) before it closes anyway, 1.0 (see `StreamIO.shutdown`).
     """
 
     max_message_size: int = 65_535
@@ -67,6 +76,7 @@ class ConnectionSettings:
     max_vias: int = 70
     send_queue_size: int = 100
     read_size: int = 65_536
+    shutdown_flush: float = 1.0
 
     def framer(self) -> Framer:
         """A new `switchd.sip.Connection` with these limits."""
@@ -89,11 +99,13 @@ class StreamIO:
     """The reader and writer of one stream, for the process `owner` that owns it.
 
     `run()` reads and writes until the stream ends and returns why; `write()` queues bytes and
-    never blocks. Only the owner's tasks use it.
+    never blocks; `shutdown()` is the owner's terminate. Only the owner's tasks use it, and the
+    owner must end it (`shutdown()` or `abort()`) whenever the owner exits: `run()` is shielded.
     """
 
     __slots__ = (
         "_closing",
+        "_done",
         "_receive",
         "_scope",
         "_send",
@@ -117,24 +129,48 @@ class StreamIO:
         self.reason = "running"
         # A None in the queue means: close once everything before it is written.
         self._send, self._receive = trio.open_memory_channel[bytes | None](settings.send_queue_size)
-        self._scope: trio.CancelScope | None = None
+        self._scope = trio.CancelScope()  # abort() cancels it
         self._closing = False
+        self._done = trio.Event()
 
     async def run(self) -> str:
         """Read and write until the peer closes, framing is lost, the peer is dropped or a write fails.
 
-        Always closes the stream; returns the reason, also left in `reason`.
+        Shielded from outside cancellation: only `abort()`, `close_after_writes()` (and so
+        `shutdown()`) or the stream itself end it. Always closes the stream; returns the reason,
+        also left in `reason`.
         """
-        try:
-            async with trio.open_nursery() as nursery:
-                self._scope = nursery.cancel_scope
-                nursery.start_soon(self._write_loop)
-                nursery.start_soon(self._read_loop)
-        finally:
-            self._closing = True
-            await trio.aclose_forcefully(self.stream)
-            self._send.close()
+        with trio.CancelScope(shield=True):  # the close too: the owner may be cancelled meanwhile
+            try:
+                with self._scope:  # (abort() may have cancelled it already)
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._write_loop)
+                        nursery.start_soon(self._read_loop)
+            finally:
+                self._closing = True
+                await trio.aclose_forcefully(self.stream)
+                self._send.close()
+                self._done.set()
         return self.reason
+
+    async def shutdown(self, reason: str, take_mailbox: Callable[[], Awaitable[None]]) -> None:
+        """The owner's terminate: queue its mailbox, write everything queued, then close.
+
+        `take_mailbox` moves the messages already in the owner's mailbox to this stream (with
+        `send_message`). Shielded, and bounded by ``settings.shutdown_flush`` seconds in all: what
+        is not written by then is dropped with the peer. Returns once the stream is closed or
+        dropped (`run()` then returns at once).
+        """
+        with trio.move_on_after(self.settings.shutdown_flush, shield=True):
+            if not self._closing:
+                await take_mailbox()
+            self.close_after_writes(reason)
+            await self._done.wait()
+        if not self._done.is_set():
+            log.warning("%s: %s: not written within %gs, dropping the peer", self.label, reason,
+                        self.settings.shutdown_flush,
+                        extra={"peer": self.label, "shutdown_flush": self.settings.shutdown_flush})
+            self.abort(f"{reason}; not written within {self.settings.shutdown_flush:g}s")
 
     def write(self, data: bytes) -> None:
         """Queue `data` for the writer; drops the peer when the queue is full."""
@@ -165,10 +201,11 @@ class StreamIO:
 
     def abort(self, reason: str) -> None:
         """Close the stream now, dropping what is queued."""
+        if self._done.is_set():
+            return
         self._closing = True
         self.reason = reason
-        if self._scope is not None:
-            self._scope.cancel(reason=f"{self.label}: {reason}")
+        self._scope.cancel(reason=f"{self.label}: {reason}")
 
     # -- the two tasks --------------------------------------------------------------------------
 
@@ -293,12 +330,28 @@ async def _serve(stream: trio.abc.Stream, settings: ConnectionSettings, dispatch
             await io.run()
             nursery.cancel_scope.cancel(reason=f"{label}: {io.reason}")
 
-        nursery.start_soon(pump)
-        while True:
-            msg = await receive()
+        def handle(msg: object) -> None:
             if type(msg) is Outbound:
                 assert isinstance(msg, Outbound)
                 io.send_message(msg.message)
             else:
                 log.warning("%s: unexpected message %r", label, msg, extra={"peer": label})
+
+        async def take_mailbox() -> None:
+            while True:
+                try:
+                    handle(await receive(timeout=0))
+                except ReceiveTimeout:
+                    return
+
+        nursery.start_soon(pump)
+        try:
+            while True:
+                handle(await receive())
+        except trio.Cancelled:  # shut down (or the stream ended): terminate, then go on cancelled
+            await io.shutdown("shutdown", take_mailbox)
+            raise
+        finally:
+            io.abort("connection process exited")  # a no-op once the stream is closed
     log.info("%s: connection ended: %s", label, io.reason, extra={"peer": label, "reason": io.reason})
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import select
 import socket
 from collections.abc import AsyncIterator
@@ -148,3 +149,53 @@ async def test_a_session_that_exited_is_not_told_about_a_later_drop() -> None:
         failed = await s.session_box.next(0)
         assert isinstance(failed, GatewayFailed) and failed.call_id == "b2"
         assert gone.got == []
+
+
+# --- shutdown: the terminate path ------------------------------------------------------------------
+
+
+def bye(call_id: str) -> Request:
+    message = parse_message(request("BYE", call_id, to_tag="x", cseq=2, uri="sip:bob@127.0.0.1"))
+    assert isinstance(message, Request)
+    return message
+
+
+async def test_a_link_shut_down_writes_what_its_mailbox_holds_in_order_then_closes() -> None:
+    async with gateway_server() as (port, listener):
+        gateway = Gateway(name="gw1", host="127.0.0.1", port=port)
+        async with trio.open_nursery() as nursery:
+            link: Pid = await nursery.start(partial(GatewayLink.start_link, gateway, ConnectionSettings(), Recorder()))
+            session: Pid = await nursery.start(Process.start_link, Mailbox().run)
+            send(link, ToGateway(invite("b1"), session))
+            peer = Peer(await listener.accept())
+            assert isinstance(await peer.read(), Request)
+            send(link, ToGateway(bye("b1"), session))  # what the drained sessions' terminates queue
+            send(link, Outbound(make_response(bye("b9"), 200)))
+            send(link, ToGateway(bye("b2"), session))
+            assert link._proc.mailbox_depth() == 3  # not taken yet: the shutdown comes first
+            nursery.cancel_scope.cancel()  # what its supervisor does on shutdown
+        got = [await peer.read() for _ in range(3)]
+        assert [(type(m).__name__, m.call_id) for m in got if m is not None] == [
+            ("Request", "b1"), ("Response", "b9"), ("Request", "b2")]
+        assert await peer.read() is None  # then closed
+
+
+async def test_a_gateway_that_does_not_read_holds_the_shutdown_no_longer_than_shutdown_flush(
+        mock_clock: trio.testing.MockClock) -> None:
+    big = dataclasses.replace(invite("b2"), body=b"x" * 1_000_000)
+    async with gateway_server() as (port, listener):
+        gateway = Gateway(name="gw1", host="127.0.0.1", port=port)
+        async with trio.open_nursery() as nursery:
+            link: Pid = await nursery.start(partial(GatewayLink.start_link, gateway,
+                                                    ConnectionSettings(send_queue_size=1_000), Recorder()))
+            session: Pid = await nursery.start(Process.start_link, Mailbox().run)
+            send(link, ToGateway(invite("b1"), session))
+            peer = Peer(await listener.accept())  # connected on real time; from now on the clock jumps
+            assert isinstance(await peer.read(), Request)
+            mock_clock.autojump_threshold = 0
+            for _ in range(40):  # 40 MB: more than the socket buffers hold, and the gateway never reads
+                send(link, ToGateway(big, session))
+            shut_down_at = trio.current_time()
+            nursery.cancel_scope.cancel()
+        assert trio.current_time() - shut_down_at == 1.0  # ConnectionSettings.shutdown_flush
+        assert not link._proc.alive

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchd.otp import Pid, send
-from switchd.sip import Request, Response, make_response
+from switchd.sip import Request, Response, make_response, parse_message
 from switchd.switch._sip_connection import ConnectionSettings, SipConnection
 from switchd.switch._wire import Outbound
 
@@ -185,3 +185,44 @@ def test_whatever_bytes_arrive_the_connection_never_crashes_and_ends_at_eof(chun
         # the nursery exited by itself: the process ended at EOF or after closing the stream
 
     trio.run(scenario)
+
+
+# --- shutdown: the terminate path ------------------------------------------------------------------
+
+
+def bye(call_id: str = "call-1", cseq: int = 2) -> Outbound:
+    message = parse_message(request("BYE", call_id, to_tag="t", cseq=cseq))
+    assert isinstance(message, Request)
+    return Outbound(message)
+
+
+async def test_a_connection_shut_down_writes_what_its_mailbox_holds_in_order_then_closes(
+        autojump_clock: trio.testing.MockClock) -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        pid: Pid = await nursery.start(partial(SipConnection.start_link, ours, ConnectionSettings(), Recorder()))
+        for cseq in (1, 2, 3):
+            send(pid, bye(f"c{cseq}", cseq))
+        assert pid._proc.mailbox_depth() == 3  # not taken yet: the shutdown comes first
+        shut_down_at = trio.current_time()
+        nursery.cancel_scope.cancel()  # what its supervisor does on shutdown
+    assert trio.current_time() == shut_down_at  # a reading peer costs no wait for the bound
+    peer = Peer(theirs)
+    got = [await peer.read() for _ in range(3)]
+    assert [(m.call_id, m.headers.get("CSeq")) for m in got if isinstance(m, Request)] == [
+        ("c1", "1 BYE"), ("c2", "2 BYE"), ("c3", "3 BYE")]
+    assert await peer.read() is None  # then closed
+    assert not pid._proc.alive
+
+
+async def test_a_peer_that_does_not_read_holds_the_shutdown_no_longer_than_shutdown_flush(
+        autojump_clock: trio.testing.MockClock) -> None:
+    ours, _theirs = trio.testing.lockstep_stream_pair()  # a write blocks until the peer reads: it never does
+    async with trio.open_nursery() as nursery:
+        pid: Pid = await nursery.start(partial(SipConnection.start_link, ours, ConnectionSettings(shutdown_flush=0.25),
+                                               Recorder()))
+        send(pid, bye())
+        shut_down_at = trio.current_time()
+        nursery.cancel_scope.cancel()
+    assert trio.current_time() - shut_down_at == 0.25
+    assert not pid._proc.alive
