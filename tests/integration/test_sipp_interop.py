@@ -10,6 +10,7 @@ every record it will ever write is there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,19 +19,13 @@ import pytest
 from switchd.billing import Cdr, CdrStatus, Disposition, HangupParty
 from tests.conftest import require_binary
 from tests.integration._daemon import GatewaySpec, Switchd
-from tests.integration._sipp import CallerRun, SippCallee, free_tcp_port, run_caller
+from tests.integration._sipp import CallerRun, SippCallee, SippStats, free_tcp_port, run_caller
 from tests.integration.conftest import StartSwitchd
 
 pytestmark = pytest.mark.integration
 
 DIALLED = "15551234567"
 E164 = "+15551234567"
-
-
-def _stop_and_read(switchd: Switchd) -> list[Cdr]:
-    """Stop the daemon (a clean drain: exit 0) and read back every CDR it wrote."""
-    assert switchd.stop() == 0, switchd.log()
-    return switchd.cdrs()
 
 
 def _caller_ok(run: CallerRun, calls: int, switchd: Switchd) -> None:
@@ -46,22 +41,36 @@ def _all_closed(cdrs: list[Cdr], calls: int) -> None:
     assert len({c.call_id for c in cdrs}) == calls  # one CDR per call, none twice
 
 
+def _calls_through_switchd(start_switchd: StartSwitchd, tmp_path: Path, sipp: Path, callees: Sequence[SippCallee],
+                           *, calls: int, rate: float, timeout_s: int, scenario: str = "uac",
+                           hold_ms: int = 0) -> tuple[list[SippStats], list[Cdr]]:
+    """SIPp's `calls` calls to DIALLED through a switchd whose gateways gw1, gw2... are `callees`, in order.
+
+    The callees are stopped whatever happens. The caller must see every call succeed; then switchd
+    is stopped (a clean drain: exit 0) and its CDRs must be all closed, one per call. Returns each
+    callee's statistics, in order, and the CDRs.
+    """
+    try:
+        switchd = start_switchd([GatewaySpec(f"gw{i}", callee.port) for i, callee in enumerate(callees, 1)])
+        run = run_caller(sipp, tmp_path, switchd.target, scenario=scenario, calls=calls, rate=rate,
+                         hold_ms=hold_ms, service=DIALLED, timeout_s=timeout_s)
+    finally:
+        callee_stats = [callee.stop() for callee in callees]
+    _caller_ok(run, calls, switchd)
+    assert switchd.stop() == 0, switchd.log()
+    cdrs = switchd.cdrs()
+    _all_closed(cdrs, calls)
+    return callee_stats, cdrs
+
+
 def test_500_sipp_calls_at_100_cps_are_all_answered_and_billed_for_their_hold(
     start_switchd: StartSwitchd, tmp_path: Path
 ) -> None:
     sipp = require_binary("sipp")
     callee = SippCallee(sipp, tmp_path, port=free_tcp_port(), scenario="uas")
-    try:
-        switchd = start_switchd([GatewaySpec("gw1", callee.port)])
-        run = run_caller(sipp, tmp_path, switchd.target, calls=500, rate=100, hold_ms=1000,
-                         service=DIALLED, timeout_s=60)
-    finally:
-        callee_stats = callee.stop()
-    _caller_ok(run, 500, switchd)
+    [callee_stats], cdrs = _calls_through_switchd(start_switchd, tmp_path, sipp, [callee],
+                                                  calls=500, rate=100, hold_ms=1000, timeout_s=60)
     assert callee_stats.incoming == 500
-
-    cdrs = _stop_and_read(switchd)
-    _all_closed(cdrs, 500)
     assert {c.disposition for c in cdrs} == {Disposition.ANSWERED}
     assert {c.sip_code for c in cdrs} == {200}
     assert {c.callee for c in cdrs} == {E164}
@@ -83,18 +92,10 @@ def test_a_sipp_caller_that_cancels_while_ringing_gets_487_and_a_cancelled_cdr(
 ) -> None:
     sipp = require_binary("sipp")
     callee = SippCallee(sipp, tmp_path, port=free_tcp_port(), scenario="uas_ring.xml")
-    try:
-        switchd = start_switchd([GatewaySpec("gw1", callee.port)])
-        run = run_caller(sipp, tmp_path, switchd.target, scenario="uac_cancel.xml", calls=5, rate=20,
-                         service=DIALLED, timeout_s=30)
-    finally:
-        callee_stats = callee.stop()
-    _caller_ok(run, 5, switchd)
+    [callee_stats], cdrs = _calls_through_switchd(start_switchd, tmp_path, sipp, [callee],
+                                                  scenario="uac_cancel.xml", calls=5, rate=20, timeout_s=30)
     # the callee saw each INVITE, then the switch's CANCEL, and its 487 was ACKed
     assert (callee_stats.incoming, callee_stats.successful, callee_stats.failed) == (5, 5, 0)
-
-    cdrs = _stop_and_read(switchd)
-    _all_closed(cdrs, 5)
     assert {(c.disposition, c.sip_code, c.hangup_by) for c in cdrs} == {
         (Disposition.CANCELLED, 487, HangupParty.CALLER)}
     for cdr in cdrs:
@@ -107,17 +108,9 @@ def test_a_busy_sipp_callee_is_relayed_486_and_the_cdr_says_busy(
 ) -> None:
     sipp = require_binary("sipp")
     callee = SippCallee(sipp, tmp_path, port=free_tcp_port(), scenario="uas_busy.xml")
-    try:
-        switchd = start_switchd([GatewaySpec("gw1", callee.port)])
-        run = run_caller(sipp, tmp_path, switchd.target, scenario="uac_busy.xml", calls=5, rate=20,
-                         service=DIALLED, timeout_s=30)
-    finally:
-        callee_stats = callee.stop()
-    _caller_ok(run, 5, switchd)
+    [callee_stats], cdrs = _calls_through_switchd(start_switchd, tmp_path, sipp, [callee],
+                                                  scenario="uac_busy.xml", calls=5, rate=20, timeout_s=30)
     assert (callee_stats.incoming, callee_stats.successful, callee_stats.failed) == (5, 5, 0)
-
-    cdrs = _stop_and_read(switchd)
-    _all_closed(cdrs, 5)
     assert {(c.disposition, c.sip_code, c.b_attempts) for c in cdrs} == {(Disposition.BUSY, 486, 1)}
     assert {(c.billed_seconds, c.cost) for c in cdrs} == {(0, Decimal(0))}
     assert all(c.answer_at is None for c in cdrs)
@@ -130,20 +123,11 @@ def test_when_the_first_gateway_answers_503_every_call_fails_over_to_the_second(
     failing = SippCallee(sipp, tmp_path, port=free_tcp_port(), scenario="uas_unavailable.xml",
                          name="gw1")
     working = SippCallee(sipp, tmp_path, port=free_tcp_port(), scenario="uas", name="gw2")
-    try:
-        switchd = start_switchd([GatewaySpec("gw1", failing.port), GatewaySpec("gw2", working.port)])
-        run = run_caller(sipp, tmp_path, switchd.target, calls=10, rate=20, hold_ms=200,
-                         service=DIALLED, timeout_s=30)
-    finally:
-        failing_stats = failing.stop()
-        working_stats = working.stop()
-    _caller_ok(run, 10, switchd)
+    [failing_stats, working_stats], cdrs = _calls_through_switchd(
+        start_switchd, tmp_path, sipp, [failing, working], calls=10, rate=20, hold_ms=200, timeout_s=30)
     # gateway 1 saw every INVITE and got the ACK for its 503; gateway 2 took every call
     assert (failing_stats.incoming, failing_stats.successful, failing_stats.failed) == (10, 10, 0)
     assert working_stats.incoming == 10
-
-    cdrs = _stop_and_read(switchd)
-    _all_closed(cdrs, 10)
     assert {(c.disposition, c.sip_code, c.gateway, c.b_attempts) for c in cdrs} == {
         (Disposition.ANSWERED, 200, "gw2", 2)}
 
@@ -153,18 +137,10 @@ def test_a_sipp_callee_that_hangs_up_ends_the_call_and_the_cdr_says_the_callee_d
 ) -> None:
     sipp = require_binary("sipp")
     callee = SippCallee(sipp, tmp_path, port=free_tcp_port(), scenario="uas_hangup.xml", hold_ms=500)
-    try:
-        switchd = start_switchd([GatewaySpec("gw1", callee.port)])
-        run = run_caller(sipp, tmp_path, switchd.target, scenario="uac_remote_hangup.xml", calls=5,
-                         rate=20, service=DIALLED, timeout_s=30)
-    finally:
-        callee_stats = callee.stop()
-    _caller_ok(run, 5, switchd)
+    [callee_stats], cdrs = _calls_through_switchd(start_switchd, tmp_path, sipp, [callee],
+                                                  scenario="uac_remote_hangup.xml", calls=5, rate=20, timeout_s=30)
     # the callee's BYE was answered 200 (by switchd, after the caller's 200 came back)
     assert (callee_stats.incoming, callee_stats.successful, callee_stats.failed) == (5, 5, 0)
-
-    cdrs = _stop_and_read(switchd)
-    _all_closed(cdrs, 5)
     assert {(c.disposition, c.sip_code, c.hangup_by) for c in cdrs} == {
         (Disposition.ANSWERED, 200, HangupParty.CALLEE)}
     billable = sorted(c.billable_ms or 0 for c in cdrs)
