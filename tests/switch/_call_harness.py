@@ -336,6 +336,15 @@ async def answer(link: Link, phone: Phone, invite: Request) -> None:
     await link.expect_request(Method.ACK)
 
 
+async def ring_on(b: Bench, phone: Phone, gateway: str, status: int = 180) -> Request:
+    """The call reaches `gateway`, which rings (`status`); the caller gets that. Returns the B-leg INVITE."""
+    link = b.link(gateway)
+    invite = await link.expect_request(Method.INVITE)
+    link.respond(invite, status)
+    await phone.expect(status)
+    return invite
+
+
 async def answer_on(b: Bench, phone: Phone, gateway: str) -> Request:
     """The call reaches `gateway`, which answers; the caller ACKs. Returns the B-leg INVITE."""
     link = b.link(gateway)

@@ -39,6 +39,7 @@ from ._call_harness import (
     answer_on,
     bench,
     caller_hangs_up,
+    ring_on,
 )
 
 
@@ -229,9 +230,7 @@ async def test_a_caller_cancel_gets_200_and_487_and_the_b_leg_is_cancelled(autoj
         phone, pid = await b.call("4420")
         await phone.expect(100)
         gw1 = b.link("gw1")
-        invite = await gw1.expect_request(Method.INVITE)
-        gw1.respond(invite, 180)
-        await phone.expect(180)
+        invite = await ring_on(b, phone, "gw1")
         await trio.sleep(4.0)
         phone.cancel()
         await phone.expect(200)  # to the CANCEL
@@ -275,9 +274,7 @@ async def test_no_answer_in_time_cancels_the_b_leg_and_gives_the_caller_480(
         phone, pid = await b.call("4420")
         await phone.expect(100)
         gw1 = b.link("gw1")
-        invite = await gw1.expect_request(Method.INVITE)
-        gw1.respond(invite, 180)
-        await phone.expect(180)
+        invite = await ring_on(b, phone, "gw1")
         await phone.expect(480)
         assert trio.current_time() == 60.0
         cancel = await gw1.expect_request(Method.CANCEL)
@@ -398,9 +395,7 @@ async def test_a_router_crash_during_a_call_ends_no_call_and_the_next_call_finds
         phone, pid = await b.call("4420")
         await phone.expect(100)
         gw1 = b.link("gw1")
-        invite = await gw1.expect_request(Method.INVITE)
-        gw1.respond(invite, 180)
-        await phone.expect(180)
+        invite = await ring_on(b, phone, "gw1")
         await otp.stop("router", RuntimeError("router bug"))  # its supervisor restarts it
         await answer(gw1, phone, invite)
         await caller_hangs_up(gw1, phone)
@@ -440,9 +435,7 @@ async def test_a_shutdown_answers_a_waiting_caller_503_and_cancels_the_b_leg(
         phone, pid = await b.call("4420")
         await phone.expect(100)
         gw1 = b.link("gw1")
-        invite = await gw1.expect_request(Method.INVITE)
-        gw1.respond(invite, 183)
-        await phone.expect(183)
+        invite = await ring_on(b, phone, "gw1", 183)
         await otp.terminate_child("calls", pid)
         await phone.expect(503)
         cancel = await gw1.expect_request(Method.CANCEL)

@@ -20,9 +20,8 @@ from switchd.billing import (
     billing_child_spec,
     open_engine,
 )
-from switchd.sip import Method
 
-from ._call_harness import answer, bench, caller_hangs_up
+from ._call_harness import answer, bench, caller_hangs_up, ring_on
 
 RATES = Path(__file__).resolve().parents[2] / "config" / "rates.csv"
 
@@ -46,9 +45,7 @@ async def test_an_answered_call_writes_one_closed_cdr_billed_for_the_virtual_hol
         phone, pid = await b.call("011442071234567")
         await phone.expect(100)
         gw1 = b.link("gw1")
-        invite = await gw1.expect_request(Method.INVITE)
-        gw1.respond(invite, 180)
-        await phone.expect(180)
+        invite = await ring_on(b, phone, "gw1")
         await answer(gw1, phone, invite)
         answered = trio.current_time()
         await trio.sleep(30.0)

@@ -21,7 +21,7 @@ from switchd.otp import Pid
 from switchd.sip import Method
 from switchd.switch import Outbound
 
-from ._call_harness import SETTINGS, Bench, Phone, Wire, answer_on, bench, caller_invite, wire
+from ._call_harness import SETTINGS, Bench, Phone, Wire, answer_on, bench, caller_invite, ring_on, wire
 
 
 async def _connection(out: Wire) -> None:
@@ -110,9 +110,7 @@ async def test_a_callers_connection_shut_down_before_the_answer_cancels_the_b_le
         phone, pid = await call_on_a_supervised_connection(b, "4420")
         await phone.expect(100)
         gw1 = b.link("gw1")
-        invite = await gw1.expect_request(Method.INVITE)
-        gw1.respond(invite, 180)
-        await phone.expect(180)
+        invite = await ring_on(b, phone, "gw1")
         await trio.sleep(4.0)
         await otp.terminate_child("connections", phone.conn)
         cancel = await gw1.expect_request(Method.CANCEL)
