@@ -2,7 +2,7 @@
 
 Processes and messages: ``Process`` (``Process.start_link``), ``Pid``, ``self_pid``,
 ``is_process_alive``, ``send``, ``receive``, ``monitor``, ``demonitor``, ``Down``, ``MonitorRef``,
-``send_after``, ``cancel_timer``, ``TimerRef``, ``ExitReason``.
+``send_after``, ``cancel_timer``, ``set_inline_handler``, ``TimerRef``, ``ExitReason``.
 
 GenServer: ``GenServer``, ``Reply``, ``NoReply``, ``Stop``, ``Caller``; ``call``, ``cast``,
 ``reply``, ``stop``.
@@ -82,6 +82,7 @@ from ._messages import (
     self_pid,
     send,
     send_after,
+    set_inline_handler,
 )
 from ._pid import Down, ExitReason, MonitorRef, Pid, TimerRef
 from ._registry import dispatch, join, leave, members, register, unregister, whereis
@@ -132,6 +133,6 @@ __all__ = [
     "delete_handler", "demonitor", "dispatch", "get_state", "is_process_alive", "join", "leave",
     "members", "monitor", "notify", "process_info", "processes", "receive", "register",
     "replace_state", "reply", "restart_child", "resume", "run", "run_async", "self_pid", "send",
-    "send_after", "set_report_handler", "start_child", "stop", "suspend", "sync_notify",
+    "send_after", "set_inline_handler", "set_report_handler", "start_child", "stop", "suspend", "sync_notify",
     "terminate_child", "tree", "unregister", "whereis", "which_children", "which_handlers",
 ]

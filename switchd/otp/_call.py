@@ -6,10 +6,18 @@ server answers with ``caller.reply(value)``, now or later (a deferred reply). Wh
 first, its exit notifies every pending caller with ``ServerExited(reason)`` at once. When the
 caller gives up (timeout or cancellation), the Caller is marked abandoned: a reply that comes later
 is dropped without touching the server. The calling task need not be a process.
+
+A call's timeout costs no trio ``CancelScope`` of its own (entering and leaving one was half of a
+call's cost): every waiting caller's deadline sits in one heap per node (``_Deadlines``), served by
+one system task that sleeps until the earliest deadline and times out the callers whose deadline
+passed, as Erlang's timer wheel does for ``receive … after``. Cancellation of the calling task
+still reaches it directly (its abort function).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import reprlib
 from typing import Any
@@ -21,6 +29,10 @@ from ._pid import ExitReason, Pid
 from ._process import _Process, node
 
 _WAITING, _REPLIED, _EXITED, _ABANDONED = 0, 1, 2, 3
+
+# The deadlines heap is rebuilt without the callers that are done once they are more than half of
+# it (and more than this many): memory stays within twice the calls in flight.
+_COMPACT_AT = 64
 
 
 class Caller:
@@ -85,6 +97,15 @@ class Caller:
         callers = self._server.callers
         if callers is not None:
             callers.discard(self)
+
+    def _time_out(self) -> None:
+        """The deadline passed: give up (as a cancelled caller does) and wake the calling task."""
+        if self._status != _WAITING:
+            return
+        task = self._task
+        self._abandon()
+        if task is not None:
+            trio.lowlevel.reschedule(task)
 
     def __repr__(self) -> str:
         return f"Caller({self.request!r}, server={self._server.pid})"
@@ -151,17 +172,112 @@ def _short(value: object) -> str:
     return reprlib.repr(value)
 
 
+class _Deadlines:
+    """The deadlines of one trio run's waiting calls, and the one system task that enforces them.
+
+    ``add`` is a heap push; the task sleeps until the earliest deadline of a caller still waiting
+    (its own CancelScope's deadline) and times out every caller whose deadline has passed. A caller
+    that got its answer (or was cancelled) leaves the heap when it reaches the top, and the task's
+    deadline moves on to the next caller's: the run's deadlines are exactly those of its waiting
+    calls, as with one CancelScope per call, so a MockClock jumps to the same times. Callers done
+    deeper in the heap are dropped by a compaction once they are more than half of it.
+    """
+
+    __slots__ = ("_done", "_heap", "_scope", "_serial", "_task")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Caller]] = []
+        self._serial = itertools.count()  # ties never compare two Callers
+        self._done = 0  # about how many callers in the heap no longer wait
+        self._task: trio.lowlevel.Task | None = None  # the timer task, while it sleeps
+        self._scope: trio.CancelScope | None = None  # its sleep's deadline (None: no deadline)
+        trio.lowlevel.spawn_system_task(self._run, name="switchd.otp call deadlines")
+
+    def add(self, deadline: float, caller: Caller) -> None:
+        heapq.heappush(self._heap, (deadline, next(self._serial), caller))
+        task = self._task
+        if task is None:
+            return  # the timer task is running: it looks at the heap before it sleeps again
+        scope = self._scope
+        if scope is None:  # asleep with nothing to wait for: wake it
+            self._task = None
+            trio.lowlevel.reschedule(task)
+        elif deadline < scope.deadline:
+            scope.deadline = deadline
+
+    def done(self) -> None:
+        """A caller with a deadline in the heap stopped waiting (answered, server exited, cancelled)."""
+        heap = self._heap
+        if heap and heap[0][2]._status == _WAITING:  # not the first deadline: dropped later
+            self._done += 1
+            if self._done > _COMPACT_AT and self._done * 2 > len(heap):
+                heap[:] = [entry for entry in heap if entry[2]._status == _WAITING]
+                heapq.heapify(heap)
+                self._done = 0
+            return
+        self._drop_done()
+        scope = self._scope
+        if scope is not None:
+            scope.deadline = heap[0][0] if heap else math.inf
+
+    def _drop_done(self) -> None:
+        heap = self._heap
+        while heap and heap[0][2]._status != _WAITING:
+            heapq.heappop(heap)
+            if self._done:
+                self._done -= 1
+
+    async def _run(self) -> None:
+        heap = self._heap
+        while True:
+            now = trio.current_time()
+            while heap and heap[0][0] <= now:
+                caller = heapq.heappop(heap)[2]
+                if caller._status == _WAITING:
+                    caller._time_out()
+                elif self._done:
+                    self._done -= 1
+            self._drop_done()
+            self._task = trio.lowlevel.current_task()
+            if not heap:
+                self._scope = None
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+                continue
+            with trio.CancelScope(deadline=heap[0][0]) as self._scope:
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+            self._task = self._scope = None
+
+    def _abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
+_DEADLINES: trio.lowlevel.RunVar[_Deadlines] = trio.lowlevel.RunVar("switchd_otp_call_deadlines")
+
+
+def _deadlines() -> _Deadlines:
+    try:
+        return _DEADLINES.get()
+    except LookupError:
+        deadlines = _Deadlines()
+        _DEADLINES.set(deadlines)
+        return deadlines
+
+
 async def _wait_reply(caller: Caller, proc: _Process, timeout: float, what: object) -> Any:
     caller._task = caller._origin
+    deadlines = None
+    if not math.isinf(timeout):
+        deadlines = _deadlines()
+        deadlines.add(trio.current_time() + timeout, caller)
     try:
-        if math.isinf(timeout):
-            await trio.lowlevel.wait_task_rescheduled(caller._abort)
-        else:
-            with trio.CancelScope(deadline=trio.current_time() + timeout):
-                await trio.lowlevel.wait_task_rescheduled(caller._abort)
+        await trio.lowlevel.wait_task_rescheduled(caller._abort)
     finally:
-        if caller._status == _WAITING:
+        status = caller._status
+        if status == _WAITING:  # cancelled
             caller._abandon()
+        if deadlines is not None and status != _ABANDONED:
+            deadlines.done()  # its entry in the heap is dead now
     status = caller._status
     if status == _REPLIED:
         value = caller._value

@@ -19,7 +19,7 @@ import trio
 from ._call import Caller, _Cast, _System, is_system
 from ._messages import exit_reason_of
 from ._pid import ExitReason, Pid
-from ._process import BURST, _Process, node
+from ._process import _Process, node
 from ._sys import handle_system
 
 log = logging.getLogger("switchd.otp")
@@ -131,28 +131,17 @@ async def _code_change(new_impl: GenServer[Any], old_vsn: Any, state: Any, extra
 
 async def _serve(proc: _Process, impl: GenServer[Any], state: Any) -> None:
     reason: ExitReason = "normal"
-    current_task = trio.lowlevel.current_task
     try:
         while True:
-            # _Process.next() inlined for the common cases (no timers, not suspended): one
-            # coroutine less per message, and one frame less per idle server.
-            mailbox = proc.mailbox
-            if proc.suspended or proc.timers:
-                msg = await (proc.receive(is_system, None) if proc.suspended else proc.next())
-            elif mailbox:
-                proc._burst += 1
-                if proc._burst >= BURST:
-                    proc._burst = 0
-                    await trio.lowlevel.checkpoint()
-                else:
-                    await trio.lowlevel.checkpoint_if_cancelled()
-                msg = mailbox.popleft()
+            # The mailbox loop of _process (ready, pace, take; park) inline: no frame per parked server.
+            if proc.suspended:
+                msg = await proc.receive(is_system, None)
             else:
-                proc.mailbox = None  # an idle server keeps no deque
-                proc._burst = 0
-                proc._waiter = current_task()
-                await trio.lowlevel.wait_task_rescheduled(proc._abort)
-                continue
+                if not proc.ready():
+                    await proc.park()
+                    continue
+                await proc.pace()
+                msg = proc.take()
             kind = type(msg)
             if kind is Caller:
                 assert isinstance(msg, Caller)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ._pid import Pid
 from ._process import _Process, node
+from ._state_machine import StateMachine
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ def _status(proc: _Process) -> str:
     if behaviour is None:
         return "waiting" if proc._waiter is not None else "running"
     try:
-        if proc.kind == "statem" and isinstance(proc.state, tuple):
+        if isinstance(behaviour, StateMachine) and isinstance(proc.state, tuple):  # whatever its kind says
             return str(behaviour.format_status(*proc.state))
         if proc.kind == "supervisor":
             return str(behaviour.format_status())

@@ -33,6 +33,22 @@ def send(dest: Pid | str, msg: object) -> None:
         node().resolve(dest).deliver(msg)
 
 
+def set_inline_handler(handler: Callable[[object], bool] | None) -> None:
+    """Let `handler` take the current process's messages in the sender's task, without a task switch.
+
+    While set, a message sent to this process whose mailbox is empty (and that is not suspended)
+    is first offered to ``handler(msg)``, called at once inside `send` by the sender; when it
+    returns True the message is handled and never reaches the mailbox, otherwise it is delivered as
+    usual. So order is kept: nothing is handled inline while older messages wait in the mailbox.
+    For work that needs neither the process's own task nor its state beyond what `handler` holds,
+    never blocks and never raises (e.g. a connection's `write`): it runs in another process's task,
+    where ``self_pid()`` is the sender. A handler that raises is logged and the message goes to the
+    mailbox. None removes it; it is removed when the process exits. Erlang has no such thing: it is
+    how a port's writes avoid a scheduler round trip per message here (docs/otp.md).
+    """
+    node().current().inline = handler
+
+
 async def receive(timeout: float | None = None, *,
                   match: Callable[[object], bool] | None = None) -> object:
     """The oldest message in the current process's mailbox that `match` accepts (any when None).

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -45,6 +46,7 @@ class _Process:
         "_burst",
         "_cancelled_timers",
         "_waiter",
+        "_wake",
         "alive",
         "behaviour",
         "callers",
@@ -52,6 +54,7 @@ class _Process:
         "exit_hint",
         "exit_reason",
         "groups",
+        "inline",
         "kind",
         "mailbox",
         "monitors",
@@ -82,12 +85,16 @@ class _Process:
         self.alive = True
         self.exit_reason: ExitReason | None = None
         self.mailbox: deque[object] | None = None
+        # set_inline_handler(): takes a message in the sender's task; True when it was handled.
+        self.inline: Callable[[object], bool] | None = None
         self._waiter: trio.lowlevel.Task | None = None
+        self._wake: _Wake | None = None  # its entry in the node's wake-up heap, while it has one
         self._burst = 0
         self.monitors: dict[MonitorRef, _Process] | None = None  # who watches me
         self.watching: dict[MonitorRef, None] | None = None  # whom I watch
         self.callers: set[Caller] | None = None
-        self.timers: list[TimerRef] | None = None
+        # (deadline, number, ref): a heap of tuples compares in C, not with a __lt__ per step
+        self.timers: list[tuple[float, int, TimerRef]] | None = None
         self._cancelled_timers = 0
         self.groups: set[str] | None = None
         # Set by behaviours: the callback object and its current state, for format_status/sys.
@@ -107,6 +114,8 @@ class _Process:
         if not self.alive:
             return
         mailbox = self.mailbox
+        if self.inline is not None and not mailbox and not self.suspended and self._take_inline(msg):
+            return
         if mailbox is None:
             mailbox = self.mailbox = deque()
         mailbox.append(msg)
@@ -115,32 +124,75 @@ class _Process:
             self._waiter = None
             trio.lowlevel.reschedule(waiter)
 
+    def _take_inline(self, msg: object) -> bool:
+        """Offer `msg` to the inline handler; False (deliver it to the mailbox) if it declines or fails."""
+        assert self.inline is not None
+        try:
+            return self.inline(msg)
+        except Exception:  # a bug in the handler: the process's own loop gets the message instead
+            log.exception("%s: inline handler failed on %r; delivered to the mailbox", self.pid, msg,
+                          extra={"pid": str(self.pid)})
+            return False
+
     def mailbox_depth(self) -> int:
         return len(self.mailbox) if self.mailbox is not None else 0
 
     # -- receiving ------------------------------------------------------------------------------
 
+    # The one mailbox loop. Every receiving loop (``next``, the GenServer and StateMachine loops,
+    # which run it inline to keep a frame off each parked process) is: ``if proc.ready(): await
+    # proc.pace(); msg = proc.take()`` else ``await proc.park()``. The cancellation check comes
+    # before the message leaves the mailbox: a process cancelled there (shut down) still finds it
+    # in its terminate.
+
+    def ready(self) -> bool:
+        """True when a message waits (timers that are due are fired into the mailbox first)."""
+        if self.timers:
+            self._fire_due_timers()
+        return bool(self.mailbox)
+
+    def take(self) -> object:
+        """The oldest message; only after `ready()` said there is one (and `pace()`)."""
+        mailbox = self.mailbox
+        assert mailbox is not None
+        return mailbox.popleft()
+
+    def pace(self) -> Coroutine[Any, Any, None]:
+        """What to await after taking a message: a cancellation check, and a full yield every BURST."""
+        self._burst += 1
+        if self._burst >= BURST:
+            self._burst = 0
+            return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - the caller awaits it
+        return trio.lowlevel.checkpoint_if_cancelled()  # noqa: ASYNC105 - the caller awaits it
+
+    def park(self, deadline: float | None = None) -> Coroutine[Any, Any, object]:
+        """Wait until a delivery, the earliest timer or `deadline`, whichever comes first.
+
+        No cancel scope per wait: a deadline is an entry in the node's wake-up heap (see
+        `_Node.wake_at`), kept across waits while it does not change. Returned, not awaited here,
+        so that a parked process has no frame of this method.
+        """
+        self._burst = 0
+        timers = self.timers
+        if timers:
+            first = timers[0][0]
+            deadline = first if deadline is None else min(deadline, first)
+        if self.mailbox is not None and not self.mailbox:
+            self.mailbox = None  # an idle process keeps no deque (760 bytes)
+        if deadline is not None:
+            self.node.wake_at(self, deadline)
+        elif self._wake is not None:
+            self.node.drop_wake(self)  # its timers are gone: no wake-up for nothing
+        self._waiter = trio.lowlevel.current_task()
+        return trio.lowlevel.wait_task_rescheduled(self._abort)  # noqa: ASYNC105 - awaited by the caller
+
     async def next(self) -> object:
         """The oldest message; waits for one. Only the process's own task may call this."""
         while True:
-            if self.timers:
-                self._fire_due_timers()
-            mailbox = self.mailbox
-            if mailbox:
-                self._burst += 1
-                if self._burst >= BURST:
-                    self._burst = 0
-                    await trio.lowlevel.checkpoint()
-                else:
-                    await trio.lowlevel.checkpoint_if_cancelled()
-                return mailbox.popleft()
-            if self.timers:
-                await self._wait(None)
-            else:  # parked inline: one frame less per idle process
-                self.mailbox = None  # an idle process keeps no deque (760 bytes)
-                self._burst = 0
-                self._waiter = trio.lowlevel.current_task()
-                await trio.lowlevel.wait_task_rescheduled(self._abort)
+            if self.ready():
+                await self.pace()
+                return self.take()
+            await self.park()
 
     async def receive(self, match: Callable[[object], bool] | None, deadline: float | None) -> object:
         """The oldest message `match` accepts (any when None); raises trio.TooSlowError at `deadline`."""
@@ -165,20 +217,7 @@ class _Process:
             if deadline is not None and trio.current_time() >= deadline:
                 await trio.lowlevel.checkpoint()
                 raise trio.TooSlowError
-            await self._wait(deadline)
-
-    async def _wait(self, deadline: float | None) -> None:
-        """Park until a delivery, the earliest timer, or `deadline` (whichever comes first)."""
-        self._burst = 0
-        if self.timers:
-            first = self.timers[0].deadline
-            deadline = first if deadline is None else min(deadline, first)
-        self._waiter = trio.lowlevel.current_task()
-        if deadline is None:
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
-            return
-        with trio.CancelScope(deadline=deadline):
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
+            await self.park(deadline)
 
     def _abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
         self._waiter = None
@@ -187,15 +226,18 @@ class _Process:
     # -- timers ---------------------------------------------------------------------------------
 
     def add_timer(self, delay: float, msg: object) -> TimerRef:
-        ref = TimerRef(self.node.next_ref(), trio.current_time() + delay, msg, self)
+        return self.add_timer_at(self.node.now() + delay, msg)
+
+    def add_timer_at(self, deadline: float, msg: object) -> TimerRef:
+        ref = TimerRef(self.node.next_ref(), deadline, msg, self)
         if not self.alive:
             ref.active = False
             return ref
         if self.timers is None:
             self.timers = []
-        heapq.heappush(self.timers, ref)
+        heapq.heappush(self.timers, (ref.deadline, ref._n, ref))
         waiter = self._waiter
-        if waiter is not None and self.timers[0] is ref:
+        if waiter is not None and self.timers[0][2] is ref:
             # The process is parked with a later (or no) deadline: wake it to re-arm its wait.
             self._waiter = None
             trio.lowlevel.reschedule(waiter)
@@ -210,7 +252,7 @@ class _Process:
             self._cancelled_timers += 1
             if self._cancelled_timers > 32 and self._cancelled_timers * 2 > len(timers):
                 # Drop cancelled entries so re-armed timeouts (an event timeout per event) don't pile up.
-                timers[:] = [t for t in timers if t.active]
+                timers[:] = [t for t in timers if t[2].active]
                 heapq.heapify(timers)
                 self._cancelled_timers = 0
         return True
@@ -218,9 +260,9 @@ class _Process:
     def _fire_due_timers(self) -> None:
         timers = self.timers
         assert timers is not None
-        now = trio.current_time()
-        while timers and timers[0].deadline <= now:
-            ref = heapq.heappop(timers)
+        now = self.node.now()
+        while timers and timers[0][0] <= now:
+            ref = heapq.heappop(timers)[2]
             if ref.active:
                 ref.active = False
                 if self.mailbox is None:
@@ -230,17 +272,95 @@ class _Process:
                 self._cancelled_timers = max(0, self._cancelled_timers - 1)
 
 
+class _Wake:
+    """An entry of the node's wake-up heap: wake `proc` at `deadline` (None once it is stale)."""
+
+    __slots__ = ("deadline", "proc")
+
+    def __init__(self, deadline: float, proc: _Process) -> None:
+        self.deadline = deadline
+        self.proc: _Process | None = proc
+
+
 class _Node:
-    """Everything one trio run's processes share: pid counter, process table, names, groups."""
+    """Everything one trio run's processes share: pid counter, process table, names, groups.
+
+    And the wake-ups of processes parked until a deadline (a timer, a receive timeout): one heap
+    for all of them, served by one system task of the run that sleeps until the earliest. A parked
+    process therefore costs no trio cancel scope per wait (entering and leaving one was the largest
+    per-message cost of a call session, which always has a timer), and its entry is kept across
+    waits while its earliest deadline does not change.
+    """
 
     def __init__(self) -> None:
+        # The run's clock, read directly: trio.current_time() is three Python calls, this one (it is
+        # read on every step of a process with timers).
+        self.now: Callable[[], float] = trio.lowlevel.current_clock().current_time
         self._counter = 0
         self._refs = 0
+        self._wakes: list[tuple[float, int, _Wake]] = []  # (deadline, number, wake): compared in C
+        self._stale_wakes = 0
+        self._waker: trio.CancelScope | None = None  # the wake-up task's sleep, while it sleeps
+        self._waker_started = False
+        self._sleeping_until = math.inf
         self.by_task: dict[trio.lowlevel.Task, _Process] = {}
         self.processes: dict[int, _Process] = {}
         self.names: dict[str, _Process] = {}
         self.groups: dict[str, dict[_Process, None]] = {}
         self.report_handler: ReportHandler | None = None
+
+    def wake_at(self, proc: _Process, deadline: float) -> None:
+        """Reschedule `proc` if it is still parked at `deadline` (its previous wake-up is replaced)."""
+        old = proc._wake
+        if old is not None:
+            if old.deadline == deadline:
+                return
+            self.drop_wake(proc)
+        self._refs += 1
+        wake = proc._wake = _Wake(deadline, proc)
+        heapq.heappush(self._wakes, (deadline, self._refs, wake))
+        if deadline < self._sleeping_until:
+            self._sleeping_until = deadline
+            if self._waker is not None:
+                self._waker.deadline = deadline
+            elif not self._waker_started:
+                self._waker_started = True
+                trio.lowlevel.spawn_system_task(self._serve_wakes, name="switchd.otp wake-ups")
+
+    def drop_wake(self, proc: _Process) -> None:
+        """Forget `proc`'s wake-up (it exited, or parks until another deadline)."""
+        wake = proc._wake
+        if wake is None:
+            return
+        wake.proc = None
+        proc._wake = None
+        self._stale_wakes += 1
+        wakes = self._wakes
+        if self._stale_wakes > 64 and self._stale_wakes * 2 > len(wakes):
+            wakes[:] = [w for w in wakes if w[2].proc is not None]  # a dead process must not linger here
+            heapq.heapify(wakes)
+            self._stale_wakes = 0
+
+    async def _serve_wakes(self) -> None:
+        wakes = self._wakes
+        now_fn = self.now
+        while True:
+            now = now_fn()
+            while wakes and wakes[0][0] <= now:
+                wake = heapq.heappop(wakes)[2]
+                proc = wake.proc
+                if proc is None:
+                    self._stale_wakes = max(0, self._stale_wakes - 1)
+                    continue
+                proc._wake = None
+                waiter = proc._waiter
+                if waiter is not None:
+                    proc._waiter = None
+                    trio.lowlevel.reschedule(waiter)
+            self._sleeping_until = wakes[0][0] if wakes else math.inf
+            with trio.CancelScope(deadline=self._sleeping_until) as self._waker:
+                await trio.sleep_forever()
+            self._waker = None
 
     def next_ref(self) -> int:
         self._refs += 1
@@ -303,6 +423,8 @@ class _Node:
             proc.groups = None
         proc.mailbox = None
         proc.timers = None
+        self.drop_wake(proc)
+        proc.inline = None
         proc._waiter = None
         proc.behaviour = proc.state = None  # a Pid kept in a log or CDR must not keep a dead state alive
         if proc.monitors:

@@ -34,7 +34,7 @@ from ._errors import OTPError
 from ._gen_server import NO_REPLY, NOOP_TERMINATES, Stop, terminate_shielded
 from ._messages import exit_reason_of
 from ._pid import ExitReason, Pid, TimerRef
-from ._process import BURST, _Process, node
+from ._process import _Process, node
 from ._statem_types import (
     CAST,
     EVENT_TIMEOUT,
@@ -171,23 +171,14 @@ class _Engine:
                     if not queue:
                         self.queue = None
                 else:
-                    mailbox = proc.mailbox
-                    if proc.suspended or proc.timers:
-                        msg = await (proc.receive(is_system, None) if proc.suspended else proc.next())
-                    elif mailbox:  # _Process.next() inlined, as in the GenServer loop
-                        proc._burst += 1
-                        if proc._burst >= BURST:
-                            proc._burst = 0
-                            await trio.lowlevel.checkpoint()
-                        else:
-                            await trio.lowlevel.checkpoint_if_cancelled()
-                        msg = mailbox.popleft()
+                    if proc.suspended:  # the mailbox loop of _process inline, as in the GenServer loop
+                        msg = await proc.receive(is_system, None)
                     else:
-                        proc.mailbox = None
-                        proc._burst = 0
-                        proc._waiter = trio.lowlevel.current_task()
-                        await trio.lowlevel.wait_task_rescheduled(proc._abort)
-                        continue
+                        if not proc.ready():
+                            await proc.park()
+                            continue
+                        await proc.pace()
+                        msg = proc.take()
                     kind = type(msg)
                     if kind is Caller:
                         assert isinstance(msg, Caller)
@@ -354,11 +345,17 @@ class _Engine:
         else:
             if self.generic is None:
                 self.generic = {}
-            old = self.generic.pop(timeout.name, None)
+            old = self.generic.get(timeout.name)
+            if (timeout.absolute and old is not None and old.active and old.deadline == timeout.delay
+                    and old.msg.event == timeout):  # type: ignore[attr-defined]
+                return  # the same deadline again: the armed timer stands
             if old is not None:
+                del self.generic[timeout.name]
                 proc.cancel_timer(old)
             if timeout.delay is not None:
-                self.generic[timeout.name] = proc.add_timer(timeout.delay, _Fired(timeout, timeout.content))
+                fired = _Fired(timeout, timeout.content)
+                self.generic[timeout.name] = (proc.add_timer_at(timeout.delay, fired) if timeout.absolute
+                                              else proc.add_timer(timeout.delay, fired))
 
     async def _system(self, msg: _System) -> ExitReason | None:
         impl, pair, stop = await handle_system(self.proc, msg, self.impl, (self.state, self.data),

@@ -90,11 +90,17 @@ class EventTimeout:
 
 @dataclass(frozen=True, slots=True)
 class GenericTimeout:
-    """Action: after `delay` s, the event (this GenericTimeout, `content`); match ``GenericTimeout(name)``."""
+    """Action: after `delay` s, the event (this GenericTimeout, `content`); match ``GenericTimeout(name)``.
+
+    With `absolute`, `delay` is a deadline on trio's clock (OTP's ``{abs, true}``); setting again the
+    same timeout (equal action, same deadline) while it is armed leaves it as it is, so a machine
+    that re-arms its timeouts after every event pays nothing when they did not change.
+    """
 
     name: str
     delay: float | None = None
     content: Any = None
+    absolute: bool = False
 
 
 Action: TypeAlias = ReplyAction | Postpone | NextEvent | StateTimeout | EventTimeout | GenericTimeout

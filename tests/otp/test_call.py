@@ -12,11 +12,14 @@ from trio.testing import MockClock
 
 from switchd.otp import (
     Caller,
+    CallTimeout,
     GenServer,
     NoProcess,
     NoReply,
     Pid,
     Process,
+    Reply,
+    _call,
     call,
     cast,
     receive,
@@ -63,14 +66,17 @@ async def test_caller_pid_is_the_calling_process_or_none_for_a_plain_task() -> N
         nursery.cancel_scope.cancel()
 
 
-async def test_a_cancelled_caller_is_abandoned_and_its_late_reply_harms_nothing() -> None:
+@pytest.mark.parametrize("timeout", [math.inf, 60.0])
+async def test_a_cancelled_caller_is_abandoned_and_its_late_reply_harms_nothing(timeout: float) -> None:
     async with trio.open_nursery() as nursery:
         server = await nursery.start(Holder.start_link)
         with trio.CancelScope() as scope:
             nursery.start_soon(_cancel_soon, scope)
-            await call(server, "q", timeout=math.inf)
+            await call(server, "q", timeout=timeout)
         assert scope.cancelled_caught
         assert server._proc.callers == set()  # no longer pending: the server's exit won't touch it
+        # nor is its deadline: nothing is left for a clock to wait for
+        assert trio.lowlevel.current_statistics().seconds_to_next_deadline == math.inf
         cast(server, "answer")  # replies to the abandoned caller: dropped
         await trio.testing.wait_all_tasks_blocked()
         # the server is still alive and takes the next call
@@ -120,3 +126,69 @@ async def test_cast_to_a_dead_pid_is_dropped() -> None:
     cast(pid, "late")  # no error, like Erlang
     with pytest.raises(NoProcess, match="not alive"):
         await call(pid, "q")
+
+
+# -- call timeouts: one deadline heap per node, no CancelScope per call -----------------------------
+
+
+async def test_each_caller_times_out_at_its_own_deadline_whatever_the_order(
+    autojump_clock: MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(Holder.start_link)
+        timed_out: list[tuple[float, float]] = []
+
+        async def ask(timeout: float) -> None:
+            with pytest.raises(CallTimeout, match=f"within {timeout:g}s"):
+                await call(server, "q", timeout=timeout)
+            timed_out.append((timeout, trio.current_time()))
+
+        for timeout in (30.0, 10.0, 20.0, 5.0):  # each later call has an earlier deadline but the last
+            nursery.start_soon(ask, timeout)
+            await trio.testing.wait_all_tasks_blocked()
+        await trio.sleep(31.0)
+        assert timed_out == [(5.0, 5.0), (10.0, 10.0), (20.0, 20.0), (30.0, 30.0)]
+        assert server._proc.callers == set()  # the server forgets a caller that gave up
+        cast(server, "answer")  # its late replies are dropped
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(partial(call, server, "again"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(server._proc.callers or ()) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_answered_call_leaves_no_deadline_behind(autojump_clock: MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Echo.start_link)
+        assert [await call(pid, n, timeout=5.0) for n in range(3)] == [0, 1, 2]
+        await trio.testing.wait_all_tasks_blocked()
+        # as with a CancelScope per call: nothing left for a MockClock to jump to
+        assert trio.lowlevel.current_statistics().seconds_to_next_deadline == math.inf
+        with pytest.raises(CallTimeout):
+            await call(pid, "never", timeout=7.0)
+        assert trio.current_time() == 7.0
+        nursery.cancel_scope.cancel()
+
+
+async def test_answered_calls_do_not_pile_up_behind_one_that_waits(autojump_clock: MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        holder = await nursery.start(Holder.start_link)
+        echo = await nursery.start(Echo.start_link)
+        nursery.start_soon(partial(call, holder, "q", timeout=3600.0))  # first deadline, never answered
+        await trio.testing.wait_all_tasks_blocked()
+        for n in range(10_000):
+            assert await call(echo, n, timeout=60.0) == n
+        # answered callers are dropped from the node's deadline heap, not kept until their deadlines
+        assert len(_call._deadlines()._heap) <= 2 * _call._COMPACT_AT + 2
+        assert trio.current_time() == 0.0
+        nursery.cancel_scope.cancel()
+
+
+class Echo(GenServer[None]):
+    async def init(self) -> None:
+        return None
+
+    async def handle_call(self, request: Any, caller: Caller, state: None) -> Reply[None] | NoReply[None]:
+        if request == "never":
+            return NoReply(state)
+        return Reply(request, state)

@@ -62,6 +62,21 @@ async def test_processes_lists_every_live_process_with_its_details(autojump_cloc
     assert processes() == []
 
 
+class Call(Phone):
+    """A state machine that names its own kind, as switchd's CallSession ("call") does."""
+
+    kind = "call"
+
+
+async def test_a_state_machine_of_its_own_kind_still_shows_its_status() -> None:
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Call.start_link)
+        await call(pid, "dial")
+        info = process_info(pid)
+        assert info is not None and (info.kind, info.status) == ("call", "state='ringing'")
+        nursery.cancel_scope.cancel()
+
+
 async def test_mailbox_depth_counts_waiting_messages() -> None:
     async with trio.open_nursery() as nursery:
         pid = await nursery.start(Phone.start_link)

@@ -25,6 +25,7 @@ from switchd.otp import (
     self_pid,
     send,
     send_after,
+    set_inline_handler,
 )
 
 
@@ -281,3 +282,97 @@ async def test_a_process_whose_own_nursery_is_cancelled_exits_shutdown() -> None
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
     assert downs == ["shutdown"]
+
+
+# --- inline handlers ---------------------------------------------------------------------------
+
+
+async def inline_taker(taken: list[object], *, fail_on: object = None) -> None:
+    """Takes ints inline (into `taken`), declines the rest; then receives until "quit", echoing to taken."""
+
+    def take(msg: object) -> bool:
+        if msg == fail_on:
+            raise RuntimeError("handler bug")
+        if isinstance(msg, int):
+            taken.append(("inline", msg))
+            return True
+        return False
+
+    set_inline_handler(take)
+    while True:
+        msg = await receive()
+        taken.append(("mailbox", msg))
+        if msg == "quit":
+            return
+
+
+async def test_an_inline_handler_takes_messages_in_the_senders_task_and_declines_to_the_mailbox() -> None:
+    taken: list[object] = []
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Process.start_link, inline_taker, taken)
+        await trio.testing.wait_all_tasks_blocked()
+        send(pid, 1)
+        assert taken == [("inline", 1)]  # handled before send returned: no task switch
+        assert pid._proc.mailbox_depth() == 0
+        send(pid, "x")  # declined: delivered as usual
+        send(pid, 2)  # the mailbox holds "x": 2 must not overtake it, so it queues too
+        assert pid._proc.mailbox_depth() == 2
+        send(pid, "quit")
+    assert taken == [("inline", 1), ("mailbox", "x"), ("mailbox", 2), ("mailbox", "quit")]
+
+
+async def test_an_inline_handler_that_raises_is_logged_and_the_message_goes_to_the_mailbox(
+        caplog: pytest.LogCaptureFixture) -> None:
+    taken: list[object] = []
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Process.start_link, partial(inline_taker, taken, fail_on=7))
+        await trio.testing.wait_all_tasks_blocked()
+        send(pid, 7)  # the sender does not see the handler's bug
+        send(pid, "quit")
+    assert taken == [("mailbox", 7), ("mailbox", "quit")]
+    assert "inline handler failed" in caplog.text
+
+
+async def test_an_inline_handler_is_gone_with_its_process() -> None:
+    taken: list[object] = []
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Process.start_link, inline_taker, taken)
+        send(pid, "quit")
+    send(pid, 1)  # to a dead pid: dropped, as any message
+    assert taken == [("mailbox", "quit")]
+    assert pid._proc.inline is None
+
+
+# --- wake-ups: processes parked until a timer share one sleeper per node ---------------------------
+
+
+async def wait_for_timer(delay: float, got: list[tuple[str, float]], label: str) -> None:
+    send_after(self_pid(), label, delay)
+    msg = await receive()
+    got.append((str(msg), trio.current_time()))
+
+
+async def test_processes_parked_on_timers_wake_each_at_its_deadline_the_earliest_first(
+        autojump_clock: MockClock) -> None:
+    got: list[tuple[str, float]] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(Process.start_link, wait_for_timer, 10.0, got, "late")
+        await nursery.start(Process.start_link, wait_for_timer, 5.0, got, "early")  # earlier than the sleeper's
+        await nursery.start(Process.start_link, wait_for_timer, 7.5, got, "middle")
+    assert got == [("early", 5.0), ("middle", 7.5), ("late", 10.0)]
+
+
+async def test_a_process_that_exits_with_a_timer_pending_is_not_kept_by_the_wake_ups(
+        autojump_clock: MockClock) -> None:
+    async def park_then_quit() -> None:
+        send_after(self_pid(), "never", 3600.0)
+        assert await receive() == "quit"
+
+    async with trio.open_nursery() as nursery:
+        pids = [await nursery.start(Process.start_link, park_then_quit) for _ in range(300)]
+        await trio.testing.wait_all_tasks_blocked()
+        for pid in pids:
+            send(pid, "quit")
+    wakes = pids[0]._proc.node._wakes
+    assert all(wake.proc is None or wake.proc.alive for _, _, wake in wakes)
+    assert len(wakes) <= 64 * 2  # stale entries are swept, not kept for the hour

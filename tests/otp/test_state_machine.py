@@ -16,6 +16,7 @@ from switchd.otp import (
     INFO,
     INTERNAL,
     STATE_TIMEOUT,
+    Action,
     Call,
     Enter,
     EventTimeout,
@@ -312,3 +313,35 @@ def test_state_and_event_timeouts_follow_gen_statem_rules(ops: list[tuple[int, s
 
     trio.run(scenario, clock=MockClock(autojump_threshold=0))
     assert recorded == _timeout_model(ops, end)
+
+
+class Deadline(StateMachine[str, list[tuple[Any, float]]]):
+    """Re-arms GenericTimeout("t") at the absolute deadline a cast names, after every event."""
+
+    async def init(self, first: float) -> tuple[str, list[tuple[Any, float]], list[Action]]:
+        return "on", [], [GenericTimeout("t", first, "fired", absolute=True)]
+
+    async def handle_event(self, event: Any, content: Any, state: str, data: list[tuple[Any, float]]
+                           ) -> KeepState[list[tuple[Any, float]]]:
+        if isinstance(event, GenericTimeout):
+            return KeepState([*data, (content, trio.current_time())])
+        assert event is EventType.CAST
+        return KeepState(data, [GenericTimeout("t", content, "fired", absolute=True)])
+
+
+async def test_an_absolute_generic_timeout_set_again_at_the_same_deadline_stands_and_fires_once(
+        autojump_clock: MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(Deadline.start_link, 10.0)
+        for _ in range(5):  # the same deadline after every event: the armed timer stays
+            cast(pid, 10.0)
+            await trio.sleep(1.0)
+        timers = pid._proc.timers
+        assert timers is not None and len(timers) == 1  # no new timer per event
+        cast(pid, 12.5)  # a new deadline replaces it
+        await trio.sleep(20.0)
+        assert pid._proc.state[1] == [("fired", 12.5)]
+        cast(pid, 3.0)  # a deadline already past fires at once
+        await trio.sleep(0.1)
+        assert pid._proc.state[1] == [("fired", 12.5), ("fired", 25.0)]
+        nursery.cancel_scope.cancel()
