@@ -2,7 +2,7 @@
 
 Used by From, To, Contact, Route, Record-Route, Reply-To. With angle brackets, parameters after
 ``>`` belong to the header (``;tag=``) and those inside to the URI; without them (addr-spec
-form) everything after the first ``;`` belongs to the header.
+form) everything after the first ``;`` belongs to the header. A tag is a token (§25.1).
 """
 
 from __future__ import annotations
@@ -10,21 +10,27 @@ from __future__ import annotations
 import re
 
 from ._grammar import (
+    TOKEN_PARAMS,
     Params,
     bad,
+    check_token_param,
     draft_class,
     format_params,
     get_param,
     parse_params,
     slot_setters,
 )
-from ._uri import SipUri, parse_uri
+from ._uri import COMMON, SipUri, common_uri, parse_uri
 
-__all__ = ["NameAddr", "parse_name_addr"]
+__all__ = ["NameAddr", "parse_name_addr", "parse_party"]
 
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
 _TOKENS = re.compile(r"[A-Za-z0-9\-.!%*_+`'~ \t]+")
 _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+# The commonest shape in one regex: an optional quoted display name without escapes, one space,
+# <a URI of `_uri.COMMON`'s shape>, header parameters of token characters. From and To are parsed
+# on every message with their URIs (the edge checks them), so `parse_party` builds both at once.
+_COMMON = re.compile(rf'(?:"([^"\\]*)" )?<{COMMON}>({TOKEN_PARAMS})')
 
 
 class NameAddr:
@@ -102,6 +108,30 @@ _set_display_name, _set_uri, _set_params, _set_where = slot_setters(
 _NameAddrDraft = draft_class(NameAddr)
 
 
+def parse_party(text: str, where: str) -> NameAddr:
+    """Parse a From or To value (`where`), its URI included: the edge checks both on every message.
+
+    The commonest shape is parsed in one regex, URI and all, for little more than finding the
+    URI costs; any other goes through `parse_name_addr` and then its URI is read.
+    """
+    m = _COMMON.fullmatch(text)
+    if m is not None:
+        display, scheme, user, host, port, uri_params, params_text = m.groups()
+        uri = common_uri(scheme, user, host, port, uri_params)
+        if uri is not None:  # parameters of token characters: parsed as the general path parses them
+            draft = _NameAddrDraft()
+            draft.display_name = display
+            draft._uri = uri
+            draft.params = parse_params(params_text, where, text) if params_text else ()
+            draft._where = where
+            draft.__class__ = NameAddr
+            address: NameAddr = draft
+            return address
+    address = parse_name_addr(text, where)
+    address.uri  # noqa: B018 - parses and keeps the URI
+    return address
+
+
 def parse_name_addr(text: str, where: str = "address") -> NameAddr:
     """Parse one name-addr or addr-spec with its parameters; RemoteProtocolError when malformed."""
     display: str | None = None
@@ -144,7 +174,7 @@ def parse_name_addr(text: str, where: str = "address") -> NameAddr:
     draft = _NameAddrDraft()
     draft.display_name = display
     draft._uri = uri_text  # parsed on first read of .uri
-    draft.params = parse_params(params_text, where, text) if params_text else ()
+    draft.params = check_token_param(parse_params(params_text, where, text), "tag", where, text) if params_text else ()
     draft._where = where
     draft.__class__ = NameAddr
     address: NameAddr = draft
@@ -158,5 +188,5 @@ def _addr_spec(text: str, where: str) -> NameAddr:
     if "," in uri_text or "?" in uri_text:
         raise bad(where, text, "',' or '?' in an addr-spec needs angle brackets")
     uri = parse_uri(uri_text, where)
-    params = parse_params(semi + params_text, where, text) if semi else ()
+    params = check_token_param(parse_params(semi + params_text, where, text), "tag", where, text) if semi else ()
     return NameAddr(None, uri, params)

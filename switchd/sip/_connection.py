@@ -50,24 +50,29 @@ Event = Request | Response | Ping | NeedData | ConnectionClosed
 class Connection:
     """Frames SIP messages on one stream connection.
 
-    Options (keyword-only):
+    Options (keyword-only; their defaults are `DEFAULT_LIMITS`'s, see `Limits`):
 
     - `max_message_size` (65_535): bytes of head plus body; more is a 513 and loses framing.
-    - `max_headers` (128): header fields in one message; more is a 400 for that message.
+    - `max_headers` (100): header fields in one message; more is a 400 for that message.
     - `max_line_length` (8_192): characters in one header line; more is a 400 (or loses framing
       when the line never ends).
-    - `max_vias` (32): Via values in one message; more is a 400 for that message.
+    - `max_vias` (70): Via values in one message; more is a 400 for that message.
+
+    While `keep_bytes` is True (False by default; it may be switched at any time), each message
+    `next_event` returns leaves the bytes it was read from, head and body, in `last_bytes` (for a
+    trace: no re-serialisation); with it False, `last_bytes` is not updated.
     """
 
-    __slots__ = ("_buffer", "_eof", "_error", "_head_size", "_line_start", "_pending", "_scanned", "limits")
+    __slots__ = ("_buffer", "_eof", "_error", "_head_size", "_line_start", "_pending", "_scanned", "keep_bytes",
+                 "last_bytes", "limits")
 
     def __init__(
         self,
         *,
-        max_message_size: int = 65_535,
-        max_headers: int = 128,
-        max_line_length: int = 8_192,
-        max_vias: int = 32,
+        max_message_size: int = DEFAULT_LIMITS.max_message_size,
+        max_headers: int = DEFAULT_LIMITS.max_headers,
+        max_line_length: int = DEFAULT_LIMITS.max_line_length,
+        max_vias: int = DEFAULT_LIMITS.max_vias,
     ) -> None:
         limits = (max_message_size, max_headers, max_line_length, max_vias)
         # A frozen dataclass costs ~0.5 µs to build; most connections share the default one.
@@ -79,6 +84,8 @@ class Connection:
         self._head_size = 0
         self._eof = False
         self._error: RemoteProtocolError | None = None
+        self.keep_bytes = False
+        self.last_bytes = b""
 
     def receive_data(self, data: bytes) -> None:
         """Add bytes read from the stream; ``b""`` means the peer closed it (EOF).
@@ -152,7 +159,11 @@ class Connection:
                 )
             return NEED_DATA
         message = pending.message
-        message.body = bytes(buffer[head_size:total])
+        if self.keep_bytes:
+            raw = self.last_bytes = bytes(buffer[:total])
+            message.body = raw[head_size:]
+        else:
+            message.body = bytes(buffer[head_size:total])
         del buffer[:total]
         self._pending = None
         if pending.error is not None:
@@ -163,8 +174,7 @@ class Connection:
     def _parse(self, end: int) -> Parsed:
         """Parse the head ending at `end`; raise the errors that lose framing."""
         limits = self.limits
-        head = self._buffer[:end].decode("utf-8", "surrogateescape")
-        parsed = parse_head(head, limits)
+        parsed = parse_head(self._buffer[:end], limits)
         message = parsed.message
         if parsed.content_length_error is not None:
             raise RemoteProtocolError(parsed.content_length_error, reason="Bad Content-Length",
@@ -189,7 +199,7 @@ class Connection:
         if len(buffer) > limits.max_message_size:
             raise RemoteProtocolError(
                 f"no end of headers within max_message_size={limits.max_message_size} bytes",
-                status_hint=513, framing_lost=True, limit="max_message_size",
+                status_hint=513, framing_lost=True, limit="max_message_size", partial=self._lines_so_far(),
             )
         # Only the bytes that arrived since the last call are searched: no quadratic rescans.
         newline = buffer.rfind(b"\n", self._scanned)
@@ -199,8 +209,22 @@ class Connection:
         if len(buffer) - self._line_start > limits.max_line_length:
             raise RemoteProtocolError(
                 f"a line of over max_line_length={limits.max_line_length} characters",
-                reason="Line Too Long", framing_lost=True, limit="max_line_length",
+                reason="Line Too Long", framing_lost=True, limit="max_line_length", partial=self._lines_so_far(),
             )
         if self._eof:
             raise RemoteProtocolError("connection closed in the middle of a message head",
                                       framing_lost=True)
+
+    def _lines_so_far(self) -> Request | Response | None:
+        """The unterminated head's start line and complete header lines, to answer from; None without them.
+
+        What the lines hold is not checked: the caller copies only what is clean (the answer to a
+        head that never ended is built from what came before the line that did not).
+        """
+        complete = self._buffer[:self._line_start].rstrip(b"\r\n")
+        if not self._line_start or not complete:
+            return None
+        try:
+            return parse_head(complete, self.limits).message
+        except RemoteProtocolError:  # not even a start line
+            return None

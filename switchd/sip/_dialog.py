@@ -18,8 +18,10 @@ state              early (1xx) → confirmed (2xx)               early → confi
 =================  ==========================================  ====================================
 
 `receive_response` and `receive_request` keep it current (target refresh by re-INVITE/UPDATE,
-remote CSeq ordering, BYE); `make_request` builds BYE, re-INVITE, UPDATE, INFO and the ACK to a
-2xx (§12.2.1.1, §13.2.2.4, §15.1.1) with the route set, a fresh branch and the right CSeq.
+remote CSeq ordering, BYE); `make_request` builds BYE, re-INVITE, UPDATE, INFO, MESSAGE, OPTIONS
+and the ACK to a 2xx (§12.2.1.1, §13.2.2.4, §15.1.1) with the route set, a fresh branch and the
+right CSeq. A B2BUA relays a request from one of its dialogs into the other by `receive_request`
+on the first and `make_request` on the second: CSeq, tags, target and route set are per dialog.
 """
 
 from __future__ import annotations
@@ -296,8 +298,10 @@ class Dialog:
 
         Returns None when the request is accepted (remote CSeq recorded; a re-INVITE or UPDATE with
         a Contact refreshes the remote target; a BYE terminates the dialog), or the response to
-        reject it with: a 500 when its CSeq is lower than the last one the peer used (out of order).
-        ACK and CANCEL reuse their INVITE's CSeq and are never out of order.
+        reject it with, the dialog left as it was: a 500 when its CSeq is lower than the last one
+        the peer used (out of order); a 400 when a re-INVITE's or UPDATE's Contact does not parse
+        (its URI is read here, lazily, so this is where a bad one shows). ACK and CANCEL reuse their
+        INVITE's CSeq and are never out of order.
         """
         if request.method in _NO_NEW_SEQ:
             return None
@@ -311,9 +315,17 @@ class Dialog:
                 extra={"call_id": self.call_id},
             )
             return make_response(request, Status.SERVER_INTERNAL_ERROR, "CSeq Out of Order", to_tag=self.local_tag)
+        target = self.remote_target
+        if request.method in _TARGET_REFRESH:
+            try:
+                contacts = request.contact
+                if contacts:
+                    target = contacts[0].uri
+            except RemoteProtocolError as exc:
+                log.info("%s with a bad Contact: %s", request.method, exc, extra={"call_id": self.call_id})
+                return make_response(request, exc.status_hint, exc.reason or "Bad Contact", to_tag=self.local_tag)
         self.remote_seq = seq
-        if request.method in _TARGET_REFRESH and request.contact:
-            self.remote_target = request.contact[0].uri
+        self.remote_target = target
         if request.method == Method.BYE:
             self._set_state(DialogState.TERMINATED)
         return None
@@ -381,9 +393,9 @@ class Dialog:
 
     def _set_state(self, state: DialogState) -> None:
         if state is not self.state:
-            log.debug(
-                "dialog %s: %s -> %s", self.id, self.state.value, state.value, extra={"call_id": self.call_id}
-            )
+            if log.isEnabledFor(logging.DEBUG):  # its arguments (two enum values, the id) cost more than the test
+                log.debug("dialog %s: %s -> %s", self.id, self.state.value, state.value,
+                          extra={"call_id": self.call_id})
             self.state = state
 
 

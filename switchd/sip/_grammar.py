@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from sys import intern
 
 from ._errors import RemoteProtocolError
 
 __all__ = [  # RUF022's isort-style order: constants, classes, functions
     "TOKEN", "TOKEN_PARAMS", "Params", "bad", "draft_class", "find_param", "format_params", "get_param",
-    "parse_params", "slot_setters", "split_comma", "split_hostport", "split_params", "unquote",
+    "check_token_param", "is_token", "parse_params", "slot_setters", "split_comma", "split_hostport", "split_params", "unquote",
 ]
 
 Params = tuple[tuple[str, str | None], ...]
@@ -35,6 +36,23 @@ _PARAM = re.compile(
 )
 _HOSTPORT = re.compile(r"([A-Za-z0-9][A-Za-z0-9.\-]*)(?::([0-9]{1,5}))?")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+
+
+def is_token(text: str) -> bool:
+    """True when `text` is an RFC 3261 token (most are letters and digits: checked without a regex)."""
+    return (text.isalnum() and text.isascii()) or TOKEN.fullmatch(text) is not None
+
+
+def check_token_param(params: Params, lname: str, where: str, whole: str) -> Params:
+    """`params`, once sure that parameter `lname` (lower case), if present, has a token value.
+
+    For the general parsers: a fast path's parameters are token characters by construction.
+    RFC 3261 §25.1: ``tag-param = "tag" EQUAL token``, ``via-branch = "branch" EQUAL token``.
+    """
+    for name, value in params:
+        if value is not None and name.lower() == lname and not is_token(value):
+            raise bad(where, whole, f"{lname} {value!r} is not a token")
+    return params
 
 
 def slot_setters(cls: type, *names: str) -> list[Callable[[object, object], None]]:
@@ -72,7 +90,7 @@ def parse_params(text: str, where: str, whole: str | None = None) -> Params:
     if text[0] == ";" and text.find(";", 1) < 0:  # the commonest case: one ;name=token
         name, eq, value = text[1:].partition("=")
         if name.isalnum() and text.isascii() and (not eq or value.isalnum()):
-            return ((name, value if eq else None),)
+            return ((intern(name), value if eq else None),)  # names repeat: shared (see split_params)
     if whole is None:
         whole = text
     if _PARAM_CHARS.fullmatch(text):  # fast path: no quotes, no whitespace
@@ -115,9 +133,9 @@ def split_params(text: str) -> Params | None:
             name, _, value = item.partition("=")
             if not name or not value or "=" in value:
                 return None
-            out.append((name, value))
+            out.append((intern(name), value))  # "tag", "branch", "transport" ...: one string, not one a message
         elif item:
-            out.append((item, None))
+            out.append((intern(item), None))
         else:
             return None
     return tuple(out)

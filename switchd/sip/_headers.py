@@ -195,6 +195,13 @@ class Headers:
         self._cache.clear()
         return before - len(self._fields)
 
+    def _keep(self, keys: frozenset[str]) -> None:
+        """Drop every field whose lower-case key is not in `keys`, and their parsed forms (see `trim`)."""
+        self._fields = [f for f in self._fields if f[0] in keys]
+        cache = self._cache
+        for key in [k for k in cache if k not in keys]:
+            del cache[key]
+
     def copy(self) -> Headers:
         """An independent copy (raw lines of unknown headers kept)."""
         return Headers._from_fields(list(self._fields))

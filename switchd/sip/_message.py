@@ -10,10 +10,11 @@ header; `switchd.sip.parse_message` and `Connection` read the headers every tran
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._address import NameAddr, parse_name_addr
+from ._address import NameAddr, parse_name_addr, parse_party
 from ._auth import Challenge, Credentials, parse_challenge, parse_credentials
 from ._codes import Method
 from ._cseq import CSeq, parse_cseq
@@ -26,6 +27,11 @@ from ._via import Via, parse_via
 __all__ = ["Request", "Response", "parse_call_id", "parse_from", "parse_max_forwards", "parse_to"]
 
 _UNSET: Any = object()
+# RFC 3261 §25.1: callid = word [ "@" word ]; word = 1*(alphanum / "-" / "." / "!" / "%" / "*" /
+# "_" / "+" / "`" / "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" / "[" / "]" /
+# "?" / "{" / "}")
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+_CALL_ID = re.compile(rf"{_WORD}(?:@{_WORD})?")
 
 
 def _missing(name: str) -> RemoteProtocolError:
@@ -33,8 +39,8 @@ def _missing(name: str) -> RemoteProtocolError:
 
 
 def parse_call_id(text: str) -> str:
-    """A Call-ID value (RFC 3261 §20.8: one word, no whitespace)."""
-    if not text or " " in text or "\t" in text:
+    """A Call-ID value (RFC 3261 §20.8, §25.1: ``word ["@" word]``, ASCII, no whitespace)."""
+    if _CALL_ID.fullmatch(text) is None:
         raise RemoteProtocolError(f"malformed Call-ID {text!r}", reason="Bad Call-ID")
     return text
 
@@ -49,13 +55,21 @@ def parse_max_forwards(text: str) -> int:
 
 
 def parse_from(text: str) -> NameAddr:
-    """A From value."""
-    return parse_name_addr(text, "From")
+    """A From value, its URI parsed and its tag a token (RFC 3261 §20.20, §19.3).
+
+    The URI is parsed now rather than on first read of `.uri`: a CallSession or a CDR reads it,
+    and must never be the one to find it malformed.
+    """
+    return parse_party(text, "From")
 
 
 def parse_to(text: str) -> NameAddr:
-    """A To value."""
-    return parse_name_addr(text, "To")
+    """A To value, its URI parsed and its tag a token (RFC 3261 §20.39, §19.3)."""
+    return parse_party(text, "To")
+
+
+DIALOG_HEADERS = frozenset({"via", "from", "to", "call-id", "cseq", "contact", "record-route", "route"})
+"""What `trim` keeps by default: the headers a dialog, a CANCEL or an ACK is built from (RFC 3261 §12.1, §9.1, §17.1.1.3)."""
 
 
 class _Accessors:
@@ -221,6 +235,17 @@ class Request(_Accessors):
         """The top Via's branch: the transaction id (RFC 3261 §17.2.3)."""
         return self.top_via.branch
 
+    def trim(self, keep: frozenset[str] = DIALOG_HEADERS) -> None:
+        """Drop the body and every header but `keep` (lower-case names), keeping what was parsed of those.
+
+        For a message kept after its transaction ended only to read a dialog's identity from (a late
+        2xx of another fork, its final status): a held call then holds less of it than everything it
+        carried. Its other headers read as absent from then on, and it no longer serialises as it
+        was sent or received.
+        """
+        self.headers._keep(keep)
+        self.body = b""
+
 
 @dataclass(slots=True)
 class Response(_Accessors):
@@ -230,3 +255,8 @@ class Response(_Accessors):
     reason: str
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
+
+    def trim(self, keep: frozenset[str] = DIALOG_HEADERS) -> None:
+        """As `Request.trim`: the body and every header but `keep` dropped; the status stays."""
+        self.headers._keep(keep)
+        self.body = b""

@@ -1,11 +1,16 @@
 """Parse SIP messages: the start line, header lines and validation of the mandatory headers.
 
-Strategy (lazy, like a proxy wants it): bytes are decoded once (UTF-8, surrogateescape, so any
-byte survives a round trip), the head is split into lines once, and each header line into name
-and value once. Nothing else is parsed here except what RFC 3261 §8.2 / §16.3 needs for every
-message: the start line, Content-Length (framing), and Via, From, To, Call-ID, CSeq and
-Max-Forwards, which `validate` parses in one pass straight into the cache the message's
-accessors read.
+Strategy (lazy, like a proxy wants it): the head is decoded once (strict UTF-8: RFC 3261 §7.3.1
+makes header text UTF-8), split into lines once, and each header line into name and value once.
+Nothing else is parsed here except what RFC 3261 §8.2 / §16.3 needs for every message: the
+start line, Content-Length (framing), and Via, From, To, Call-ID, CSeq and Max-Forwards, which
+`validate` parses in one pass straight into the cache the message's accessors read.
+
+The edge: whatever `validate` passes is storable and serialisable everywhere. The head is valid
+UTF-8 with no control character inside a line (CR and LF only as the CRLF that ends one; HTAB
+allowed), Call-ID is ``word ["@" word]``, the From and To tags and the Via branches are tokens,
+and the From and To URIs are parsed (a tel: one by RFC 3966). The text check costs one strict
+decode and one ``bytes.translate``; only a head that fails them is searched for where.
 
 Errors come in two kinds (see RemoteProtocolError): a garbage start line or a bad Content-Length
 loses framing; anything else is found once the message is framed and costs only that message.
@@ -21,12 +26,12 @@ from ._codes import KNOWN_METHODS, method_of
 from ._cseq import parse_cseq
 from ._errors import RemoteProtocolError
 from ._grammar import TOKEN, split_comma
-from ._headers import ENTRIES, KNOWN, Field, Headers
+from ._headers import ENTRIES, KNOWN, Field, Headers, canonical_name
 from ._message import Request, Response, parse_call_id, parse_from, parse_max_forwards, parse_to
 from ._uri import SipUri, parse_uri
 from ._via import parse_via
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "Parsed", "parse_head", "parse_message", "validate"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "Parsed", "parse_head", "parse_message", "split_head", "validate"]
 
 _REQUEST_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) (\S+) ([Ss][Ii][Pp]/[0-9]+\.[0-9]+)")
 _STATUS_LINE = re.compile(r"([Ss][Ii][Pp]/[0-9]+\.[0-9]+) ([1-6][0-9][0-9]) ([^\r\n]*)")
@@ -44,16 +49,24 @@ _VALIDATED: dict[str, Callable[[str], object]] = {
 _MANDATORY = ("from", "to", "call-id", "cseq")
 _MANDATORY_KEYS = frozenset(_MANDATORY)
 _NAMES = {"call-id": "Call-ID", "cseq": "CSeq", "from": "From", "to": "To", "max-forwards": "Max-Forwards"}
+# Every control character but HTAB (RFC 3261 §25.1: none may appear in a header's text); CR and
+# LF are among them, so a clean head loses exactly its line-ending CRLFs to the translate.
+_CONTROLS = bytes(range(0x09)) + bytes(range(0x0A, 0x20)) + b"\x7f"
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Parser limits; each breach is a RemoteProtocolError whose `.limit` names the field."""
+    """Parser limits; each breach is a RemoteProtocolError whose `.limit` names the field.
 
-    max_message_size: int = 65_535
-    max_headers: int = 128
-    max_line_length: int = 8_192
-    max_vias: int = 32
+    These defaults are switchd's only ones: `Connection`, `switchd.switch.ConnectionSettings` and
+    the `[sip]` configuration take theirs from `DEFAULT_LIMITS`.
+    """
+
+    max_message_size: int = 65_535  # bytes of head plus body
+    max_headers: int = 100  # header fields in one message
+    max_line_length: int = 8_192  # characters in one start or header line
+    max_vias: int = 70  # Via values in one message (Max-Forwards' usual 70 hops)
 
 
 DEFAULT_LIMITS = Limits()
@@ -163,21 +176,71 @@ def _long_line(lines: list[str], limits: Limits) -> RemoteProtocolError | None:
     return None
 
 
-def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
-    """Parse `head` (start line and header lines, without the blank line that ends them).
+def _start_line_name(raw: bytes | bytearray) -> str:
+    return "Status-Line" if raw[:4].upper() == b"SIP/" else "Request-Line"
+
+
+def _where(raw: bytes | bytearray, offset: int) -> str:
+    """The header (or start line) of `raw` that byte `offset` is in, for an error message."""
+    start = raw.rfind(b"\r\n", 0, offset) + 2
+    while start > 1 and raw[start:start + 1] in (b" ", b"\t"):  # a folded line: its header's first line
+        start = raw.rfind(b"\r\n", 0, start - 2) + 2
+    if start < 2:
+        return f"the {_start_line_name(raw)}"
+    colon = raw.find(b":", start, offset)
+    name = raw[start:offset if colon < 0 else colon].decode("ascii", "backslashreplace").strip(" \t")
+    return f"the {canonical_name(name)} header" if TOKEN.fullmatch(name) else f"header name {name[:40]!r}"
+
+
+def _bad_text(raw: bytes | bytearray, offset: int, what: str, reason: str) -> RemoteProtocolError:
+    return RemoteProtocolError(f"byte {offset} of the head (0x{raw[offset]:02x}, in {_where(raw, offset)}) {what}",
+                               reason=reason)
+
+
+def split_head(raw: bytes | bytearray) -> tuple[list[str], RemoteProtocolError | None]:
+    """The lines of `raw` (a head without its blank line), and the error that makes it unacceptable.
+
+    The lines are strict UTF-8 when they can be, else decoded with surrogateescape so the caller
+    can still frame the message and answer it (error: 400 "Invalid UTF-8"). A control character
+    inside a line — CR or LF outside a CRLF, NUL, any other but HTAB — is a 400 "Bad Header"
+    ("Bad Request-Line" in the start line). Both errors name the header and the byte offset.
+    """
+    try:
+        lines = raw.decode("utf-8").split("\r\n")
+    except UnicodeDecodeError as exc:
+        return (raw.decode("utf-8", "surrogateescape").split("\r\n"),
+                _bad_text(raw, exc.start, "is not UTF-8 (RFC 3261 §7.3.1)", "Invalid UTF-8"))
+    if len(raw) - len(raw.translate(None, _CONTROLS)) == 2 * (len(lines) - 1):
+        return lines, None
+    offset = 0
+    for line in raw.split(b"\r\n"):
+        m = _CONTROL.search(line)
+        if m is not None:
+            reason = "Bad Header" if offset else f"Bad {_start_line_name(raw)}"
+            return lines, _bad_text(raw, offset + m.start(), "is a control character", reason)
+        offset += len(line) + 2
+    raise AssertionError("unreachable: the translate counted a control character")
+
+
+def parse_head(raw: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> Parsed:
+    """Parse `raw` (start line and header lines, without the blank line that ends them).
 
     Raises RemoteProtocolError(framing_lost=True) only for a garbage start line; every other
     problem is returned in `Parsed.error` / `Parsed.content_length_error` for the caller to
-    raise once it knows where the message ends.
+    raise once it knows where the message ends. A head that is not clean text (`split_head`)
+    is still split, so Content-Length frames it and the error has its partial message.
     """
-    start, *lines = head.split("\r\n")
+    all_lines, text_error = split_head(raw)
+    start, *lines = all_lines
     message, error = _start_line(start)
+    if text_error is not None:
+        error = text_error
     fields: list[Field] = message.headers._fields
     append = fields.append
     known_get = KNOWN.get
     lengths: list[str] = []  # Content-Length values, checked after the loop
-    if len(head) > limits.max_line_length:
-        error = _long_line([start, *lines], limits) or error
+    if len(raw) > limits.max_line_length:
+        error = _long_line(all_lines, limits) or error
     for line in lines:
         name, colon, value = line.partition(":")
         known = known_get(name)
@@ -193,11 +256,11 @@ def parse_head(head: str, limits: Limits = DEFAULT_LIMITS) -> Parsed:
                     f"continuation line {line[:80]!r} before any header", reason="Bad Header"
                 )
                 continue
-            key, name, value, raw = fields[-1]
+            key, name, value, raw_line = fields[-1]
             if key == "content-length":
                 lengths[-1] = f"{value} {line.strip()}".strip()
             fields[-1] = (key, name, f"{value} {line.strip()}".strip(),
-                          None if raw is None else f"{raw}\r\n{line}")
+                          None if raw_line is None else f"{raw_line}\r\n{line}")
             continue
         if not colon:
             error = error or RemoteProtocolError(
@@ -312,7 +375,7 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Res
             f"message of {len(data) - start} bytes, over max_message_size={limits.max_message_size}",
             status_hint=513, limit="max_message_size", framing_lost=True,
         )
-    parsed = parse_head(data[start:end].decode("utf-8", "surrogateescape"), limits)
+    parsed = parse_head(data[start:end], limits)
     message = parsed.message
     message.body = data[end + 4:]
     if parsed.content_length_error is not None:

@@ -1,9 +1,10 @@
-"""The transaction timers of RFC 3261 §17 for a reliable transport (TCP), with their defaults.
+"""The transaction timers of RFC 3261 §17 (Table 4) and RFC 6026, with their defaults.
 
-Only T1, T2 and T4 are set; every other timer derives from them as RFC 3261 Table 4 says. On a
-reliable transport the retransmission timers (A, E, G) never run and the "linger" timers that only
-absorb network-duplicated messages (D, I, J, K) are zero, so the transactions built on this config
-terminate as soon as their exchange is complete.
+Only T1, T2 and T4 are set; every other timer derives from them as RFC 3261 Table 4 says. The
+values below are those of an unreliable transport (UDP). On a reliable one (TCP) a transaction
+never runs the retransmission timers (A, E, G) and uses zero for the timers that only absorb
+network-duplicated messages (D, I, J, K): the transaction decides which, from its `reliable` flag,
+so one TimerConfig serves both transports.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ class TimerConfig:
 
     t1: round-trip time estimate (RFC 3261 §17.1.1.1), default 0.5.
     t2: the longest interval between retransmissions of a non-INVITE request or an INVITE
-        2xx response, default 4.0.
-    t4: the longest time a message stays in the network, default 5.0 (only used by unreliable
-        transports; kept so a config file can name it).
+        response, default 4.0.
+    t4: the longest time a message stays in the network, default 5.0 (Timers I and K on UDP).
     """
 
     t1: float = 0.5
@@ -35,19 +35,34 @@ class TimerConfig:
             raise ValueError(f"TimerConfig.t2 ({self.t2!r}) must not be shorter than t1 ({self.t1!r})")
 
     @property
+    def timer_a(self) -> float:
+        """INVITE client, UDP: the first retransmission interval of the INVITE, T1 (doubling each time)."""
+        return self.t1
+
+    @property
     def timer_b(self) -> float:
         """INVITE client transaction timeout: 64*T1."""
         return 64 * self.t1
 
     @property
     def timer_d(self) -> float:
-        """Wait in Completed for response retransmissions (INVITE client): 0 on a reliable transport."""
-        return 0.0
+        """INVITE client: wait in Completed for response retransmissions: 32 s on UDP (0 on TCP)."""
+        return 32.0
+
+    @property
+    def timer_e(self) -> float:
+        """Non-INVITE client, UDP: the first retransmission interval, T1 (doubling up to T2)."""
+        return self.t1
 
     @property
     def timer_f(self) -> float:
         """Non-INVITE client transaction timeout: 64*T1."""
         return 64 * self.t1
+
+    @property
+    def timer_g(self) -> float:
+        """INVITE server, UDP: the first retransmission interval of a non-2xx final, T1 (doubling up to T2)."""
+        return self.t1
 
     @property
     def timer_h(self) -> float:
@@ -56,18 +71,23 @@ class TimerConfig:
 
     @property
     def timer_i(self) -> float:
-        """INVITE server: wait in Confirmed for ACK retransmissions: 0 on a reliable transport."""
-        return 0.0
+        """INVITE server: wait in Confirmed for ACK retransmissions: T4 on UDP (0 on TCP)."""
+        return self.t4
 
     @property
     def timer_j(self) -> float:
-        """Non-INVITE server: wait in Completed for request retransmissions: 0 on a reliable transport."""
-        return 0.0
+        """Non-INVITE server: wait in Completed for request retransmissions: 64*T1 on UDP (0 on TCP)."""
+        return 64 * self.t1
 
     @property
     def timer_k(self) -> float:
-        """Non-INVITE client: wait in Completed for response retransmissions: 0 on a reliable transport."""
-        return 0.0
+        """Non-INVITE client: wait in Completed for response retransmissions: T4 on UDP (0 on TCP)."""
+        return self.t4
+
+    @property
+    def timer_l(self) -> float:
+        """INVITE server, UDP: wait in Accepted (RFC 6026 §8.7) for INVITE retransmissions after a 2xx: 64*T1."""
+        return 64 * self.t1
 
     @property
     def ack_timeout(self) -> float:

@@ -1,18 +1,21 @@
 """Via header values (RFC 3261 §20.42, §18.2.1, RFC 3581 rport).
 
 ``Via: SIP/2.0/TCP host[:port];branch=z9hG4bK...;received=...;rport[=port]`` — LWS around the
-slashes and colons is allowed, as the grammar says.
+slashes and colons is allowed, as the grammar says; the branch is a token (the fast path's
+parameters are token characters by construction, the general path checks it).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from sys import intern
 
 from ._grammar import (
     TOKEN_PARAMS,
     Params,
     bad,
+    check_token_param,
     draft_class,
     find_param,
     format_params,
@@ -74,6 +77,11 @@ class Via:
         return find_param(self.params, "rport") is not None
 
     @property
+    def reliable(self) -> bool:
+        """True when the transport it names retransmits for us: anything but UDP (TCP, TLS, SCTP, WS)."""
+        return self.transport.upper() != "UDP"
+
+    @property
     def sent_by(self) -> str:
         """``host[:port]`` as in the header (the §17.2.3 matching key with the branch)."""
         return self.host if self.port is None else f"{self.host}:{self.port}"
@@ -100,8 +108,8 @@ def parse_via(text: str) -> Via:
     if params is None:
         return _parse_via(text)
     draft = _ViaDraft()
-    draft.transport = transport
-    draft.host = host
+    draft.transport = intern(transport)  # shared, as a URI's host (`common_uri`)
+    draft.host = intern(host)
     draft.port = port
     draft.params = params
     draft.protocol = "SIP/2.0"
@@ -126,7 +134,7 @@ def _parse_via(text: str) -> Via:
             port = int(port_text)
             if port > 65535:
                 raise bad("Via", text, f"port {port} out of range")
-        params = parse_params(params_text, "Via", text) if params_text else ()
+        params = check_token_param(parse_params(params_text, "Via", text), "branch", "Via", text) if params_text else ()
         protocol = "SIP/2.0" if name == "SIP" and version == "2.0" else f"{name}/{version}"
         return Via(transport.upper(), host, port, params, protocol)
     sent_by, semi, params_text = rest.partition(";")
@@ -137,7 +145,7 @@ def _parse_via(text: str) -> Via:
     draft.transport = transport
     draft.host = host
     draft.port = port
-    draft.params = parse_params(semi + params_text, "Via", text) if semi else ()
+    draft.params = check_token_param(parse_params(semi + params_text, "Via", text), "branch", "Via", text) if semi else ()
     draft.protocol = protocol
     draft.__class__ = Via
     via: Via = draft

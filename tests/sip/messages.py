@@ -62,3 +62,15 @@ OK_200 = (
     b"Content-Length: 0\r\n"
     b"\r\n"
 )
+
+OPTIONS = (
+    b"OPTIONS sip:switch.example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bKopt1\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"From: <sip:alice@atlanta.example.com>;tag=opt1\r\n"
+    b"To: <sip:switch.example.com>\r\n"
+    b"Call-ID: options-1\r\n"
+    b"CSeq: 1 OPTIONS\r\n"
+    b"Content-Length: 0\r\n"
+    b"\r\n"
+)

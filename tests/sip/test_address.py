@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from switchd.sip import NameAddr, RemoteProtocolError, SipUri, parse_name_addr, parse_uri
+from switchd.sip._address import parse_party
+from tests.sip._fast_paths import HOSTS, NEAR, PORTS, mostly, near_misses
 
 
 def test_a_quoted_display_name_is_unquoted_and_unescaped() -> None:
@@ -86,3 +92,63 @@ def test_the_tag_is_the_first_tag_parameter_in_any_case_and_none_when_empty(
     params: tuple[tuple[str, str | None], ...], tag: str | None,
 ) -> None:
     assert NameAddr(None, SipUri(host="h"), params).tag == tag
+
+
+# --- parse_party: From and To with their URI, and its one-regex fast path ---------------------------
+
+
+def _party_outcome(parse: Callable[[str], NameAddr], text: str) -> tuple[object, ...]:
+    try:
+        address = parse(text)
+        return ("value", address.display_name, address.uri, repr(address.uri), address.params)
+    except RemoteProtocolError as exc:
+        return ("error", str(exc), exc.reason)
+
+
+def _fast(text: str) -> NameAddr:
+    return parse_party(text, "From")
+
+
+def _general(text: str) -> NameAddr:
+    address = parse_name_addr(text, "From")
+    address.uri  # noqa: B018 - what parse_party reads at once
+    return address
+
+
+def test_parse_party_parses_the_uri_at_once() -> None:
+    address = parse_party('"Alice" <sip:alice@atlanta.example.com:5060>;tag=1928301774', "From")
+    assert address._uri == SipUri(user="alice", host="atlanta.example.com", port=5060)  # no longer text
+    with pytest.raises(RemoteProtocolError, match="Bad From|malformed From"):
+        parse_party("Alice <sip:alice@bad host>;tag=1", "From")
+
+
+@pytest.mark.parametrize("tag", ['"quoted"', "a/b", "a:b", "[x]"])
+def test_a_tag_that_is_not_a_token_is_refused(tag: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        parse_name_addr(f"<sip:a@b.example.com>;tag={tag}", "To")
+    assert info.value.reason == "Bad To"
+
+
+def test_any_character_in_any_part_of_a_common_party_gets_what_the_general_parser_gives() -> None:
+    parts = {"display": "Alice", "user": "alice", "host": "atlanta.example.com", "port": "5060",
+             "uparam": "transport=tcp", "tag": "1928301774"}
+    for text in near_misses('"{display}" <sip:{user}@{host}:{port};{uparam}>;tag={tag}', parts):
+        assert _party_outcome(_fast, text) == _party_outcome(_general, text), text
+
+
+@settings(max_examples=300)
+@given(
+    display=st.none() | mostly(st.text("aZ09 -.", max_size=6), NEAR + "é"),
+    user=st.none() | mostly(st.text("aZ09-_.!~*'()&=+$,/", min_size=1, max_size=6), NEAR + "%f"),
+    host=HOSTS,
+    port=PORTS,
+    params=st.lists(st.tuples(mostly(st.text("aZ09-.!*_+'~", min_size=1, max_size=4)),
+                              st.none() | mostly(st.text("aZ09-.!*_+'~", min_size=1, max_size=4))), max_size=2),
+)
+def test_the_fast_path_of_parse_party_gives_exactly_what_the_general_parser_gives(
+    display: str | None, user: str | None, host: str, port: int | None, params: list[tuple[str, str | None]],
+) -> None:
+    uri = f"sip:{'' if user is None else user + '@'}{host if port is None else f'{host}:{port}'}"
+    header = "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params)
+    text = f"{'' if display is None else chr(34) + display + chr(34) + ' '}<{uri}>{header}"
+    assert _party_outcome(_fast, text) == _party_outcome(_general, text)

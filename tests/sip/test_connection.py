@@ -302,3 +302,18 @@ def test_a_mangled_stream_in_any_chunks_raises_only_remote_protocol_error(
                 break
         if lost:
             return
+
+
+@given(st.lists(st.sampled_from([INVITE, ACK, BYE, OK_200]), min_size=1, max_size=5), st.integers(1, 64))
+def test_with_keep_bytes_each_message_leaves_the_bytes_it_was_read_from(messages: list[bytes], chunk: int) -> None:
+    connection = Connection()
+    connection.keep_bytes = True
+    stream = b"\r\n\r\n".join(messages)  # pings between them are not part of any message
+    kept: list[bytes] = []
+    for start in range(0, len(stream), chunk):
+        connection.receive_data(stream[start:start + chunk])
+        for event in drain(connection):
+            if isinstance(event, Request | Response):
+                kept.append(connection.last_bytes)
+                assert event == parse_message(connection.last_bytes)
+    assert kept == messages

@@ -222,6 +222,19 @@ def test_a_reinvite_from_the_peer_refreshes_the_remote_target() -> None:
     assert str(dialog.remote_target) == "sip:alice@10.0.0.77:5070"
 
 
+@pytest.mark.parametrize("method", [Method.INVITE, Method.UPDATE])
+def test_a_target_refresh_whose_contact_does_not_parse_is_answered_400_and_changes_nothing(method: Method) -> None:
+    dialog = uas_dialog(state=DialogState.CONFIRMED)
+    target = dialog.remote_target
+    bad = request(method, cseq=314160, to_tag="sw1", contact="<sip:alice@10.0.0.77:5070>",
+                  cseq_method=str(method))
+    bad.headers.set("Contact", "<sip:@@bad>")
+    rejection = dialog.receive_request(on_the_wire(bad))
+    assert rejection is not None
+    assert (rejection.status, rejection.reason, rejection.to.tag) == (400, "Bad Contact", "sw1")
+    assert (dialog.remote_target, dialog.remote_seq) == (target, 314159)  # not applied at all
+
+
 def test_a_bye_from_the_peer_ends_the_dialog() -> None:
     dialog = uas_dialog(state=DialogState.CONFIRMED)
     assert dialog.receive_request(request(Method.BYE, cseq=314160, to_tag="sw1")) is None

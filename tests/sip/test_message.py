@@ -112,3 +112,22 @@ def test_a_response_is_built_directly_and_compares_by_value() -> None:
     a = Response(180, "Ringing", Headers([("To", "<sip:b@h>;tag=1")]))
     b = Response(180, "Ringing", Headers([("t", "<sip:b@h>;tag=1")]))
     assert a == b and a.to.tag == "1"
+
+
+def test_a_trimmed_invite_keeps_its_dialog_identity_and_drops_body_and_other_headers() -> None:
+    invite = parse_message(INVITE)
+    assert isinstance(invite, Request) and invite.body and invite.content_type is not None
+    call_id, cseq, from_, to, via, contact = (invite.call_id, invite.cseq, invite.from_, invite.to,
+                                              invite.top_via, invite.contact)
+    invite.trim()
+    assert (invite.call_id, invite.cseq, invite.from_, invite.to, invite.top_via, invite.contact) == (
+        call_id, cseq, from_, to, via, contact)
+    assert invite.body == b"" and invite.content_type is None and invite.max_forwards is None
+    assert {name for name, _ in invite.headers} == {"Via", "From", "To", "Call-ID", "CSeq", "Contact"}
+
+
+def test_a_trimmed_response_keeps_its_status() -> None:
+    ok = parse_message(OK_200)
+    assert isinstance(ok, Response)
+    ok.trim()
+    assert ok.status == 200 and ok.body == b"" and ok.call_id

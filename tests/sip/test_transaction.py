@@ -26,11 +26,14 @@ from ._sample_calls import request, response
 # -- TimerConfig ------------------------------------------------------------------------------
 
 
-def test_the_default_timers_are_rfc_3261_table_4_for_tcp() -> None:
+def test_the_default_timers_are_rfc_3261_table_4() -> None:
     timers = TimerConfig()
     assert (timers.t1, timers.t2, timers.t4) == (0.5, 4.0, 5.0)
     assert (timers.timer_b, timers.timer_f, timers.timer_h, timers.ack_timeout) == (32.0, 32.0, 32.0, 32.0)
-    assert (timers.timer_d, timers.timer_i, timers.timer_j, timers.timer_k) == (0.0, 0.0, 0.0, 0.0)
+    assert (timers.timer_a, timers.timer_e, timers.timer_g) == (0.5, 0.5, 0.5)  # each the first interval
+    # the UDP values: a transaction on a reliable transport uses 0 for these (test_transaction_udp.py)
+    assert (timers.timer_d, timers.timer_i, timers.timer_j, timers.timer_k) == (32.0, 5.0, 32.0, 5.0)
+    assert timers.timer_l == 32.0  # RFC 6026 §8.7
 
 
 def test_the_derived_timers_follow_t1() -> None:
@@ -89,7 +92,7 @@ def drive(txn: Transaction, steps: list[tuple[str, float]]) -> list[list[Transac
                 try:
                     results.append(txn.send_response(answer, now))
                 except LocalProtocolError:
-                    assert txn.state.value in ("completed", "confirmed", "terminated")
+                    assert txn.state.value in ("accepted", "completed", "confirmed", "terminated")
                     results.append([])
                 results.append(txn.receive(txn.request, now))  # a retransmission in between
         deadline = txn.next_deadline
@@ -97,19 +100,21 @@ def drive(txn: Transaction, steps: list[tuple[str, float]]) -> list[list[Transac
     return results
 
 
-def make(kind: str) -> Transaction:
+def make(kind: str, *, reliable: bool = True) -> Transaction:
     if kind == "ict":
-        return InviteClientTransaction(request(), now=0.0)
+        return InviteClientTransaction(request(), now=0.0, reliable=reliable)
     if kind == "nict":
-        return NonInviteClientTransaction(request(Method.BYE, to_tag="t"), now=0.0)
+        return NonInviteClientTransaction(request(Method.BYE, to_tag="t"), now=0.0, reliable=reliable)
     if kind == "ist":
-        return InviteServerTransaction(request())
-    return NonInviteServerTransaction(request(Method.BYE, to_tag="t"))
+        return InviteServerTransaction(request(), reliable=reliable)
+    return NonInviteServerTransaction(request(Method.BYE, to_tag="t"), reliable=reliable)
 
 
-@given(kind=st.sampled_from(["ict", "nict", "ist", "nist"]), steps=STEPS)
-def test_a_transaction_terminates_once_last_and_then_stays_silent(kind: str, steps: list[tuple[str, float]]) -> None:
-    txn = make(kind)
+@given(kind=st.sampled_from(["ict", "nict", "ist", "nist"]), reliable=st.booleans(), steps=STEPS)
+def test_a_transaction_terminates_once_last_and_then_stays_silent(
+    kind: str, reliable: bool, steps: list[tuple[str, float]],
+) -> None:
+    txn = make(kind, reliable=reliable)
     results = drive(txn, steps)
     flat = [out for outputs in results for out in outputs]
     assert flat.count(Terminated()) <= 1

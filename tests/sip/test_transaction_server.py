@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from switchd.sip import (
@@ -202,3 +204,14 @@ def test_a_status_outside_100_to_699_cannot_be_sent() -> None:
     bogus.status = 700
     with pytest.raises(LocalProtocolError, match="700"):
         txn.send_response(bogus, T0)
+
+
+def test_an_invite_server_transaction_forgets_its_provisional_once_a_final_is_sent() -> None:
+    invite = request()
+    txn = InviteServerTransaction(invite)
+    ringing = make_response(invite, Status.RINGING, to_tag="sw1")
+    txn.send_response(ringing, T0)
+    busy = make_response(invite, Status.BUSY_HERE, to_tag="sw1")
+    txn.send_response(busy, T0)
+    assert txn.receive(request(), T0 + 0.1) == [Transmit(busy)]  # the final, never the 180 again
+    assert all(ringing is not ref for ref in gc.get_referents(txn))  # a held call does not keep its 180
