@@ -3,9 +3,13 @@
 Two ways in:
 * from code (`switchd.billing.upgrade`): the caller hands an open connection in
   `config.attributes["connection"]` and owns its transaction;
-* from the command line (`alembic upgrade head` at the project root): the URL is `-x url=…`, else
-  `$SWITCHD_BILLING_URL`, else `sqlalchemy.url` of alembic.ini; the engine is made by
-  `switchd.billing.open_engine`, so SQLite gets the same pragmas as the daemon.
+* from the command line (`alembic upgrade head`, from any directory with `-c .../alembic.ini`): the
+  URL is `-x url=…`, else `$SWITCHD_BILLING_URL`, else `[database] url` of the switchd
+  configuration `-x config=FILE`, else of `switchd_config` in alembic.ini (config/switchd.toml
+  next to it) — so `alembic` and `switchd run` find the same database whatever the working
+  directory; the engine is made by `switchd.billing.open_engine`, so SQLite gets the same pragmas
+  as the daemon. A missing SQLite file is created only by a command that migrates (upgrade,
+  downgrade, stamp); `alembic current` on it fails naming it instead of creating an empty one.
 
 `render_as_batch=True` lets ALTER-style changes run on SQLite (table copy and swap).
 """
@@ -14,11 +18,14 @@ from __future__ import annotations
 
 import logging.config
 import os
+from pathlib import Path
 
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy import Connection
 
 from switchd.billing import Base, open_engine
+from switchd.config import ConfigError, load
 
 config = context.config
 target_metadata = Base.metadata
@@ -28,13 +35,26 @@ if config.config_file_name is not None and "connection" not in config.attributes
 
 
 def _url() -> str:
-    url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get("SWITCHD_BILLING_URL")
+    given = context.get_x_argument(as_dictionary=True)
+    url = given.get("url") or os.environ.get("SWITCHD_BILLING_URL")
     if url:
         return url
-    configured = config.get_main_option("sqlalchemy.url")
-    if not configured:
-        raise RuntimeError("no database URL: pass -x url=…, set SWITCHD_BILLING_URL or sqlalchemy.url")
-    return configured
+    switchd_config = given.get("config") or config.get_main_option("switchd_config")
+    if not switchd_config:
+        raise CommandError("no database: pass -x url=…, -x config=FILE or set SWITCHD_BILLING_URL")
+    try:
+        return load(switchd_config).database.url
+    except ConfigError as exc:
+        raise CommandError(f"cannot find the database: {exc} (or pass -x url=…)") from exc
+
+
+def _migrates() -> bool:
+    """True for a command that moves the database to a revision (upgrade, downgrade, stamp)."""
+    try:
+        context.get_revision_argument()
+    except KeyError:  # current, check …: they have no destination and only read
+        return False
+    return True
 
 
 def _run(connection: Connection) -> None:
@@ -68,8 +88,11 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     url = _url()
-    if url.startswith("sqlite:///"):
-        os.makedirs(os.path.dirname(os.path.abspath(url.removeprefix("sqlite:///"))), exist_ok=True)
+    file = url.partition(":///")[2] if url.startswith("sqlite") else ""
+    if file and file != ":memory:" and not Path(file).exists():
+        if not _migrates():  # SQLite would create an empty file, in whatever directory this runs in
+            raise CommandError(f"no billing database at {file}: `switchd db upgrade` or `switchd run` creates it")
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
     engine = open_engine(url)
     try:
         with engine.begin() as own:

@@ -1,5 +1,18 @@
-"""switchd.billing: CDRs, rating, rate decks, the BillingStore, queries and export."""
+"""switchd.billing: CDRs, rating, rate decks, the BillingStore, queries and export; accounts and bindings."""
 
+from ._accounts import (
+    AccountInfo,
+    StoredBinding,
+    add_account,
+    delete_account,
+    delete_expired_bindings,
+    get_account,
+    list_accounts,
+    load_bindings,
+    replace_bindings,
+    update_account,
+)
+from ._claim import NodeClaim, claim_node
 from ._client import (
     BillingStoreConfig,
     StoreStatus,
@@ -14,18 +27,37 @@ from ._client import (
 from ._db import alembic_config, current_revision, head_revision, open_engine, upgrade
 from ._decks import load_decks, parse_csv, parse_xml, read_deck_file, store_deck
 from ._errors import (
+    AccountError,
+    AccountExists,
     BillingError,
+    CdrQuarantined,
+    InvalidAccount,
     InvalidNumber,
     InvalidQuery,
     MigrationError,
+    NodeClaimed,
     NoRate,
     RateDeckError,
     StoreUnavailable,
+    UnknownAccount,
     UnknownCdr,
 )
 from ._export import FIELDS as CDR_FIELDS
-from ._export import ExportFormat, export_cdrs, iter_cdr_rows
-from ._models import Base, Cdr, CdrRollup, CdrStatus, Disposition, HangupParty, Rate, RatePlan, cdr_key
+from ._export import ExportFormat, cdr_json, export_cdrs, iter_cdr_rows
+from ._models import (
+    Account,
+    Base,
+    Binding,
+    Cdr,
+    CdrRollup,
+    CdrStatus,
+    Disposition,
+    HangupParty,
+    NodeRun,
+    Rate,
+    RatePlan,
+    cdr_key,
+)
 from ._numbers import NumberingPlan, normalize_number
 from ._queries import (
     CdrFilter,
@@ -38,36 +70,51 @@ from ._queries import (
     summarize,
     summary_query,
 )
+from ._queue import CdrDurable, CdrQueue, CdrStep, QueueStatistics
 from ._rating import RateDeck, Rating, Tariff, billed_seconds, call_cost, rate_call
 from ._requests import CdrAnswer, CdrClose, CdrOpen, CdrProgress, disposition_for
 from ._rollups import rebuild_rollups
 from ._store import BillingStore, billing_child_spec
 
 __all__ = [
+    "Account",
+    "AccountError",
+    "AccountExists",
+    "AccountInfo",
     "Base",
     "BillingError",
     "BillingStore",
     "BillingStoreConfig",
+    "Binding",
     "CDR_FIELDS",
     "Cdr",
     "CdrAnswer",
     "CdrClose",
+    "CdrDurable",
     "CdrFilter",
     "CdrOpen",
     "CdrPage",
     "CdrProgress",
+    "CdrQuarantined",
+    "CdrQueue",
     "CdrRollup",
     "CdrStatus",
+    "CdrStep",
     "Disposition",
     "ExportFormat",
     "GroupBy",
     "HangupParty",
+    "InvalidAccount",
     "InvalidNumber",
     "InvalidQuery",
     "MigrationError",
     "NoRate",
+    "NodeClaim",
+    "NodeClaimed",
+    "NodeRun",
     "NumberingPlan",
     "PageCursor",
+    "QueueStatistics",
     "Rate",
     "RateDeck",
     "RateDeckError",
@@ -75,23 +122,33 @@ __all__ = [
     "Rating",
     "StoreStatus",
     "StoreUnavailable",
+    "StoredBinding",
     "SummaryRow",
     "Tariff",
+    "UnknownAccount",
     "UnknownCdr",
+    "add_account",
     "alembic_config",
     "answer_cdr",
     "billed_seconds",
     "billing_child_spec",
     "call_cost",
+    "cdr_json",
     "cdr_key",
     "cdrs_for_call",
+    "claim_node",
     "close_cdr",
     "current_revision",
+    "delete_account",
+    "delete_expired_bindings",
     "disposition_for",
     "export_cdrs",
+    "get_account",
     "head_revision",
     "iter_cdr_rows",
+    "list_accounts",
     "list_cdrs",
+    "load_bindings",
     "load_decks",
     "normalize_number",
     "open_cdr",
@@ -103,10 +160,12 @@ __all__ = [
     "read_deck_file",
     "rebuild_rollups",
     "reload_rates",
+    "replace_bindings",
     "set_rates",
     "store_deck",
     "store_status",
     "summarize",
     "summary_query",
+    "update_account",
     "upgrade",
 ]

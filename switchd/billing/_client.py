@@ -14,6 +14,7 @@ from switchd.otp import Pid, call
 
 from ._errors import BillingError
 from ._numbers import NumberingPlan
+from ._queue import QueueStatistics
 from ._rating import RateDeck
 from ._requests import CdrAnswer, CdrClose, CdrOpen, CdrProgress
 
@@ -30,11 +31,16 @@ class BillingStoreConfig:
     ``default_plan``: the rate plan of a CdrOpen that names none, "default".
     ``numbering``: how numbers are normalised to E.164, North America's by default.
     ``rate_deck``: a deck file stored (replacing its plan's deck) at start, None.
+    ``deck``: ``rate_deck`` already read (the node checks it before it creates anything): stored at
+    start instead of reading the file again, None.
     ``deck_currency``: the currency of a CSV ``rate_deck`` (XML names its own), "USD".
     ``migrate``: upgrade the schema to head at start, True.
     ``recover``: close this node's CDRs left open by a previous run, at start, True.
     ``max_batch``: the most ops one transaction takes, 1000.
     ``retry_interval``: seconds between attempts to reach the database while spooling, 1.0.
+    ``write_deadline``: seconds a batch may take in the database before it counts as an outage and
+    is spooled instead, 0.25.
+    ``heartbeat_interval``: seconds between heartbeats of this run (the bound of recovery), 2.0.
     """
 
     url: str = "sqlite:///data/switchd.sqlite3"
@@ -43,24 +49,31 @@ class BillingStoreConfig:
     default_plan: str = "default"
     numbering: NumberingPlan = field(default_factory=NumberingPlan)
     rate_deck: Path | None = None
+    deck: RateDeck | None = None
     deck_currency: str = "USD"
     migrate: bool = True
     recover: bool = True
     max_batch: int = 1000
     retry_interval: float = 1.0
+    write_deadline: float = 0.25
+    heartbeat_interval: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class StoreStatus:
     """What the store is doing, for `switchd status` and the API."""
 
-    connected: bool  # the database answered the last write
-    spooling: bool  # writes go to the spool file
-    spooled_ops: int  # ops written to the spool since the last replay
-    written_ops: int  # ops committed to the database by this store
-    batches: int  # transactions committed by this store
+    connected: bool  # writes go to the database
+    spooling: bool  # writes go to the spool file (an outage, or its spool is being replayed)
+    spooled_ops: int  # CDR steps spooled since the outage began
+    written_ops: int  # CDR steps committed to the database by this store (spool replays included)
+    batches: int  # transactions of CDR steps committed by this store
     recovered: int  # CDRs this store closed as recovered at start
     plans: tuple[str, ...]  # rate plans in memory
+    quarantined: int = 0  # CDR writes this store put in the dead-letter file
+    unknown_closes: int = 0  # closes of CDRs that were never opened (logged, not written)
+    queue: QueueStatistics | None = None  # the store's CdrQueue
+    db_errors: int = 0  # database writes, probes and replays that failed or overran, since this store started
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,10 @@
 every new connection gets (connect event, so pooled reconnects get them too):
 
 * `journal_mode=WAL`     readers never block the writer and the writer never blocks readers
-* `synchronous=NORMAL`   in WAL mode a commit survives a crash of the process; only a power loss
-                         can lose the last transactions (FULL would fsync each commit)
+* `synchronous=FULL`     every commit fsyncs the WAL, so a committed CDR step survives a power loss
+                         as a spooled one does (NORMAL would only survive a crash of the process:
+                         a BYE answered after its close was "durable" could lose its CDR with the
+                         machine). Group commit pays one fsync per batch, not per step.
 * `foreign_keys=ON`      SQLite leaves them off by default
 * `busy_timeout=5000`    a second writer (the CLI, `alembic`) waits up to 5 s instead of failing
 
@@ -41,7 +43,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:

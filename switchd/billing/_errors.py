@@ -7,8 +7,14 @@
                                where an unrated CDR is the right outcome)
   * UnknownCdr                 an update names a CDR that was never opened (a bug in the caller)
   * StoreUnavailable           the database cannot be reached or refused a write; the store spools
+  * CdrQuarantined             a step the database cannot take (poison): kept in the dead-letter file
+  * NodeClaimed                another process holds this node's name (a second `switchd run`)
   * MigrationError             the schema could not be brought to the head revision
   * InvalidQuery               a query filter or page cursor is malformed (a client's mistake)
+  * AccountError               an account operation cannot be done; the message names the account
+    * InvalidAccount           a username, realm, caller ID or rate plan that cannot be stored
+    * AccountExists            adding an account whose username and realm are taken
+    * UnknownAccount           changing or deleting an account that does not exist
 """
 
 from __future__ import annotations
@@ -47,9 +53,36 @@ class StoreUnavailable(BillingError):
     """The billing database is unreachable or failed a write (wrapped from SQLAlchemy)."""
 
 
+class CdrQuarantined(BillingError):
+    """A CDR step that could not be written (its values or the database refused it).
+
+    It was put in the dead-letter file with the reason, so it is durable but not in the database.
+    """
+
+
+class NodeClaimed(BillingError):
+    """Another process holds this node's name; the message is one line naming the holder."""
+
+
 class MigrationError(BillingError):
     """Alembic could not upgrade the billing schema to head."""
 
 
 class InvalidQuery(BillingError, ValueError):
     """A malformed query: a bad prefix filter or a page cursor that was not ours."""
+
+
+class AccountError(BillingError):
+    """An account operation that cannot be done; nothing was changed."""
+
+
+class InvalidAccount(AccountError, ValueError):
+    """A username, realm, caller ID or rate plan that an account cannot hold."""
+
+
+class AccountExists(AccountError):
+    """An account with that username already exists in that realm."""
+
+
+class UnknownAccount(AccountError, LookupError):
+    """No account has that username in that realm."""

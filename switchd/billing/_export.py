@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum, StrEnum
@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape
 from sqlalchemy import Engine, select
 
 from ._models import Cdr
-from ._queries import CdrFilter, conditions
+from ._queries import CdrFilter, conditions, order
 
 _EVERY_CDR = CdrFilter()
 FIELDS: tuple[str, ...] = tuple(column.key for column in Cdr.__table__.columns)
@@ -62,10 +62,11 @@ def _text(value: object) -> str | None:
 
 
 def iter_cdr_rows(
-    engine: Engine, where: CdrFilter = _EVERY_CDR, *, batch: int = 1000
+    engine: Engine, where: CdrFilter = _EVERY_CDR, *, batch: int = 1000, newest: bool = False
 ) -> Iterator[dict[str, object]]:
-    """The CDRs in `where` as dicts of FIELDS, in (setup_at, id) order, streamed in `batch`es."""
-    query = select(*Cdr.__table__.columns).where(*conditions(where)).order_by(Cdr.setup_at, Cdr.id)
+    """The CDRs in `where` as dicts of FIELDS, in (setup_at, id) order (`newest`: reversed),
+    streamed in `batch`es."""
+    query = select(*Cdr.__table__.columns).where(*conditions(where)).order_by(*order(newest=newest))
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
         for row in result.mappings():
@@ -88,12 +89,18 @@ def _json_value(value: object) -> object:
     return _text(value)
 
 
+def cdr_json(row: Mapping[str, object] | Cdr) -> dict[str, object]:
+    """One CDR (a row of `iter_cdr_rows`, or a Cdr) as the JSON export writes it: FIELDS in order,
+    NULL as None, money as a string, times ISO 8601 UTC with milliseconds."""
+    if isinstance(row, Cdr):
+        return {f: _json_value(getattr(row, f)) for f in FIELDS}
+    return {f: _json_value(row[f]) for f in FIELDS}
+
+
 def _write_jsonl(rows: Iterator[dict[str, object]], out: TextIO) -> int:
     count = 0
     for row in rows:
-        out.write(
-            json.dumps({f: _json_value(row[f]) for f in FIELDS}, ensure_ascii=False, separators=(",", ":"))
-        )
+        out.write(json.dumps(cdr_json(row), ensure_ascii=False, separators=(",", ":")))
         out.write("\n")
         count += 1
     return count
@@ -116,10 +123,17 @@ def _write_xml(rows: Iterator[dict[str, object]], out: TextIO) -> int:
 
 
 def export_cdrs(
-    engine: Engine, out: TextIO, fmt: ExportFormat, where: CdrFilter = _EVERY_CDR, *, batch: int = 1000
+    engine: Engine,
+    out: TextIO,
+    fmt: ExportFormat,
+    where: CdrFilter = _EVERY_CDR,
+    *,
+    batch: int = 1000,
+    newest: bool = False,
 ) -> int:
-    """Write the CDRs in `where` to `out` as `fmt`, streaming; returns how many were written."""
-    rows = iter_cdr_rows(engine, where, batch=batch)
+    """Write the CDRs in `where` to `out` as `fmt`, oldest first (`newest`: newest first), streaming;
+    returns how many were written."""
+    rows = iter_cdr_rows(engine, where, batch=batch, newest=newest)
     match fmt:
         case ExportFormat.CSV:
             return _write_csv(rows, out)

@@ -1,4 +1,8 @@
-"""The billing schema: CDRs, rate plans and their rates (SQLAlchemy 2 typed ORM).
+"""The database schema: CDRs, rate plans and their rates, accounts and their registered contacts.
+
+SQLAlchemy 2 typed ORM. Accounts and bindings live here too because they share the database, its
+migrations and its engine settings; billing reads an account only as the `account` and
+`rate_plan` a call's CDR records.
 
 The tables are created and changed only by the Alembic migrations in `migrations/versions/`;
 nothing here calls `create_all`. A test checks that the migrations and these models agree.
@@ -67,6 +71,7 @@ class HangupParty(StrEnum):
     CALLER = "caller"
     CALLEE = "callee"
     SWITCH = "switch"
+    OPERATOR = "operator"  # ended from outside the call: the HTTP API's DELETE /calls/{call_id}
 
 
 def _enum(cls: type[StrEnum]) -> SAEnum:
@@ -130,6 +135,8 @@ class Cdr(Base):
     sip_reason: Mapped[str | None] = mapped_column(String(255))
     hangup_cause: Mapped[str | None] = mapped_column(String(64))
     hangup_by: Mapped[HangupParty | None] = mapped_column(_enum(HangupParty))
+    reinvites: Mapped[int | None] = mapped_column(Integer)  # re-INVITEs/UPDATEs relayed; NULL: not known
+    hold_ms: Mapped[int | None] = mapped_column(BigInteger)  # time on hold; NULL: not known
     rate_plan: Mapped[str] = mapped_column(String(64))
     rated: Mapped[bool] = mapped_column(Boolean, default=False)  # False: no rate matched (yet)
     rate_prefix: Mapped[str | None] = mapped_column(String(32))
@@ -179,6 +186,23 @@ class CdrRollup(Base):
     cost: Mapped[Decimal]
 
 
+class NodeRun(Base):
+    """One run of a node (a daemon start) and its heartbeat: the bound of recovery after a crash.
+
+    The store writes `last_beat` every `heartbeat_interval` through its write pipeline (spooled
+    during an outage like any CDR write). A CDR a crashed run left open is recovered as ending at
+    that run's last beat (see docs/billing.md).
+    """
+
+    __tablename__ = "node_runs"
+
+    node: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_started: Mapped[datetime] = mapped_column(primary_key=True)  # the run's first store start
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    last_beat: Mapped[datetime]
+
+
 class RatePlan(Base):
     """A named rate deck (a customer tariff or a carrier's price list)."""
 
@@ -216,3 +240,53 @@ class Rate(Base):
     __table_args__ = (
         UniqueConstraint("plan_id", "prefix", "valid_from", name="uq_rates_plan_id_prefix_valid_from"),
     )
+
+
+class Account(Base):
+    """A subscriber who may register and call: digest secrets (never the password), caller ID, rate plan.
+
+    The password itself is never stored: only HA1 = H(username:realm:password) for MD5 and for
+    SHA-256 (RFC 8760), which is all a digest server needs. Whoever reads this table can still
+    impersonate the account in its realm (an HA1 is as good as the password there): keep the
+    database private. Changing the realm needs the password again.
+    """
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))  # the digest username and the user part of its AOR
+    realm: Mapped[str] = mapped_column(String(128))
+    ha1_md5: Mapped[str] = mapped_column(String(32))
+    ha1_sha256: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)  # False: refused as if unknown
+    caller_id: Mapped[str | None] = mapped_column(String(64))  # the number its calls present; NULL: its own From
+    rate_plan: Mapped[str | None] = mapped_column(String(64))  # the plan its calls are rated with; NULL: default
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("username", "realm", name="uq_accounts_username_realm"),)
+
+
+class Binding(Base):
+    """One registered contact of an account on one node (RFC 3261 §10): where its calls go, until when.
+
+    The registrar of `node` keeps them in memory and writes them here as they change, so a
+    restarted node still reaches its phones; an expired row is never used and is deleted.
+    """
+
+    __tablename__ = "bindings"
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True)
+    node: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(String(64))
+    realm: Mapped[str] = mapped_column(String(128))
+    contact: Mapped[str] = mapped_column(String(1024))  # the Contact URI as registered
+    q: Mapped[int] = mapped_column(Integer)  # the q-value in thousandths: 0..1000; 1000 when none was given
+    expires_at: Mapped[datetime]
+    call_id: Mapped[str] = mapped_column(String(255))  # of the REGISTER: orders refreshes (§10.3 step 7)
+    cseq: Mapped[int] = mapped_column(Integer)
+    transport: Mapped[str] = mapped_column(String(8))  # "tcp", "udp" ...: how calls reach the contact
+    source: Mapped[str] = mapped_column(String(64))  # the address the REGISTER came from
+    registered_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_bindings_node_username", "node", "username"),)

@@ -1,9 +1,9 @@
 """Write operations: what a request becomes inside the store, and its spool (JSON) form.
 
-An Op is a kind and the CDR column values it writes, keyed by the CDR's idempotency key. The
-writer applies ops to the database; during an outage the spool keeps them as JSON lines and they
-are applied later, unchanged. Every op is idempotent (see _writer), so applying one twice is
-harmless.
+An Op is a kind and the column values it writes: a CDR step keyed by the CDR's idempotency key,
+or the node's heartbeat (table node_runs, keyed by node and run). The writer applies ops to the
+database; during an outage the spool keeps them as JSON lines and they are applied later,
+unchanged. Every op is idempotent (see _writer), so applying one twice is harmless.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy import String
 
-from ._models import Cdr, CdrStatus, cdr_key
+from ._models import Cdr, CdrStatus, NodeRun, cdr_key
 from ._numbers import NumberingPlan, normalize_or_none
 from ._requests import CdrAnswer, CdrClose, CdrOpen, CdrProgress
 from ._types import Money, UtcDateTime, to_utc_ms
@@ -32,6 +32,7 @@ class OpKind(StrEnum):
     PROGRESS = "progress"
     ANSWER = "answer"
     CLOSE = "close"
+    HEARTBEAT = "heartbeat"
 
 
 OPEN_FIELDS = (
@@ -67,9 +68,16 @@ CLOSE_FIELDS = (
     "hangup_cause",
     "hangup_by",
     *LEG_FIELDS,
+    "reinvites",
+    "hold_ms",
     "status",
     "updated_at",
 )
+# Fields a kind gained after spools were first written: a spooled line without one means "not known".
+_ADDED_LATER = {OpKind.CLOSE: ("reinvites", "hold_ms")}
+
+
+HEARTBEAT_FIELDS = ("key", "node", "run_started", "host", "pid", "last_beat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,11 +199,28 @@ def op_for(
                     "hangup_cause": request.hangup_cause,
                     "hangup_by": request.hangup_by,
                     **_leg(request),
+                    "reinvites": request.reinvites,
+                    "hold_ms": request.hold_ms,
                     "status": CdrStatus.CLOSED,
                     "updated_at": now,
                 },
             )
     raise TypeError(f"billing: {request!r} is not a CDR request")
+
+
+def heartbeat_op(node: str, run_started: datetime, host: str, pid: int, at: datetime) -> Op:
+    """The op that records that this run of `node` was alive `at`."""
+    return Op(
+        OpKind.HEARTBEAT,
+        {
+            "key": f"heartbeat:{node}",
+            "node": node,
+            "run_started": run_started,
+            "host": host,
+            "pid": pid,
+            "last_beat": to_utc_ms(at),
+        },
+    )
 
 
 def _json_value(value: object) -> object:
@@ -209,17 +234,20 @@ def _json_value(value: object) -> object:
     return value
 
 
-def encode_op(op: Op) -> str:
-    """`op` as one line of JSON (no newline)."""
+def encode_op(op: Op, *, ascii_only: bool = False) -> str:
+    """`op` as one line of JSON (no newline); `ascii_only` escapes every non-ASCII character.
+
+    Raises TypeError for a value JSON cannot carry; text that is not valid Unicode (a lone
+    surrogate) passes here only with `ascii_only`, and fails when the line is encoded otherwise.
+    """
     return json.dumps(
         {"op": op.kind.value, "v": {k: _json_value(v) for k, v in op.values.items()}},
         separators=(",", ":"),
-        ensure_ascii=False,
+        ensure_ascii=ascii_only,
     )
 
 
-def _decoder(column_name: str) -> Any:
-    column = Cdr.__table__.columns[column_name]
+def _decoder(column: Any) -> Any:
     if isinstance(column.type, UtcDateTime):
         return datetime.fromisoformat
     if isinstance(column.type, Money):
@@ -228,7 +256,11 @@ def _decoder(column_name: str) -> Any:
     return enum_class
 
 
-_DECODERS = {column.key: _decoder(column.key) for column in Cdr.__table__.columns}
+_CDR_DECODERS = {column.key: _decoder(column) for column in Cdr.__table__.columns}
+_DECODERS = {
+    **dict.fromkeys(OpKind, _CDR_DECODERS),
+    OpKind.HEARTBEAT: {"key": None} | {column.key: _decoder(column) for column in NodeRun.__table__.columns},
+}
 
 
 def decode_op(line: str) -> Op:
@@ -237,12 +269,18 @@ def decode_op(line: str) -> Op:
     if not isinstance(raw, dict) or not isinstance(raw.get("v"), dict):
         raise ValueError(f"not a spooled op: {line[:80]!r}")  # noqa: TRY004 (a bad line, not a bad call)
     kind = OpKind(str(raw.get("op")))
+    decoders = _DECODERS[kind]
     values: dict[str, Any] = {}
     for name, value in raw["v"].items():
-        if name not in _DECODERS:
-            raise ValueError(f"unknown CDR field {name!r} in spooled op")
-        decode = _DECODERS[name]
-        values[name] = value if value is None or decode is None else decode(value)
+        if name not in decoders:
+            raise ValueError(f"unknown field {name!r} in spooled {kind} op")
+        decode = decoders[name]
+        try:
+            values[name] = value if value is None or decode is None else decode(value)
+        except (TypeError, ValueError, ArithmeticError) as exc:  # ArithmeticError: Decimal("x")
+            raise ValueError(f"spooled {kind} op: bad {name} {value!r}") from exc
     if not isinstance(values.get("key"), str):
         raise ValueError("spooled op without a key")  # noqa: TRY004 (a bad line, not a bad call)
+    for name in _ADDED_LATER.get(kind, ()):
+        values.setdefault(name, None)
     return Op(kind, values)

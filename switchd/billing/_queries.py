@@ -1,9 +1,9 @@
 """Reading CDRs: filtered listing with keyset pagination, lookup by Call-ID, and summaries.
 
 Plain functions over a SQLAlchemy Session, used by the CLI and the HTTP API. Listing is ordered
-by (setup_at, id), the columns of `ix_cdrs_setup_at_id`; a page ends with an opaque cursor, and
-the next page starts strictly after it, so rows inserted meanwhile never shift or repeat a page
-(unlike OFFSET).
+by (setup_at, id), the columns of `ix_cdrs_setup_at_id` — oldest first, or newest first (the same
+index read backwards); a page ends with an opaque cursor, and the next page starts strictly after
+it in that order, so rows inserted meanwhile never shift or repeat a page (unlike OFFSET).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ class CdrFilter:
     disposition: Disposition | None = None
     status: CdrStatus | None = None
     node: str | None = None
+    gateway: str | None = None  # the gateway of the attempt (as the routes name it)
+    call_id: str | None = None  # the A-leg Call-ID: every attempt and node of one call
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,21 +102,40 @@ def conditions(where: CdrFilter) -> list[ColumnElement[bool]]:
         found.append(Cdr.status == where.status)
     if where.node is not None:
         found.append(Cdr.node == where.node)
+    if where.gateway is not None:
+        found.append(Cdr.gateway == where.gateway)
+    if where.call_id is not None:
+        found.append(Cdr.call_id == where.call_id)
     return found
 
 
+def order(*, newest: bool = False) -> tuple[ColumnElement[Any], ...]:
+    """ORDER BY of a listing or export: (setup_at, id), ascending or (`newest`) descending."""
+    return (Cdr.setup_at.desc(), Cdr.id.desc()) if newest else (Cdr.setup_at.asc(), Cdr.id.asc())
+
+
 def list_cdrs(
-    session: Session, where: CdrFilter = CdrFilter(), *, limit: int = 100, after: PageCursor | None = None
+    session: Session,
+    where: CdrFilter = CdrFilter(),
+    *,
+    limit: int = 100,
+    after: PageCursor | None = None,
+    newest: bool = False,
 ) -> CdrPage:
-    """Up to `limit` CDRs matching `where`, oldest setup first, starting after the cursor `after`."""
+    """Up to `limit` CDRs matching `where`, oldest setup first (`newest`: newest first), starting
+    after the cursor `after` (which must come from a listing in the same order)."""
     if not 1 <= limit <= 10_000:
         raise InvalidQuery(f"limit {limit} is not between 1 and 10000")
     query = select(Cdr).where(*conditions(where))
-    if after is not None:
+    if after is not None and newest:
+        query = query.where(
+            or_(Cdr.setup_at < after.setup_at, and_(Cdr.setup_at == after.setup_at, Cdr.id < after.id))
+        )
+    elif after is not None:
         query = query.where(
             or_(Cdr.setup_at > after.setup_at, and_(Cdr.setup_at == after.setup_at, Cdr.id > after.id))
         )
-    rows = list(session.scalars(query.order_by(Cdr.setup_at, Cdr.id).limit(limit + 1)))
+    rows = list(session.scalars(query.order_by(*order(newest=newest)).limit(limit + 1)))
     if len(rows) <= limit:
         return CdrPage(rows, None)
     last = rows[limit - 1]
@@ -134,6 +155,7 @@ class GroupBy(StrEnum):
     ACCOUNT = "account"
     DESTINATION = "destination"  # the matched rate prefix; None: unrated
     DISPOSITION = "disposition"  # None: still open
+    GATEWAY = "gateway"  # None: no gateway was tried (no route); the rollups do not keep it: a scan
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +195,8 @@ def _group_key(session: Session, by: GroupBy) -> SQLColumnExpression[Any]:
             return Cdr.rate_prefix
         case GroupBy.DISPOSITION:
             return Cdr.disposition
+        case GroupBy.GATEWAY:
+            return Cdr.gateway
 
 
 def _finished(where: CdrFilter) -> list[ColumnElement[bool]]:
@@ -202,10 +226,13 @@ def summary_query(
     )
 
 
-def rollups_answer(where: CdrFilter) -> bool:
-    """True if the rollups can answer a summary under `where` (see _rollups)."""
+def rollups_answer(where: CdrFilter, by: GroupBy = GroupBy.DAY) -> bool:
+    """True if the rollups can answer a summary grouped `by` under `where` (see _rollups)."""
     return (
-        where.caller_prefix is None
+        by is not GroupBy.GATEWAY
+        and where.gateway is None
+        and where.call_id is None
+        and where.caller_prefix is None
         and where.callee_prefix is None
         and where.node is None
         and where.status is None
@@ -239,9 +266,10 @@ def summarize(
 
     Open CDRs count only when `where.status` asks for them. Filters on whole UTC days, account
     and disposition are answered from the rollups (milliseconds over any number of CDRs); other
-    filters, or `use_rollups=False`, scan the CDRs. Both give the same numbers.
+    filters, the grouping by gateway, or `use_rollups=False`, scan the CDRs. Both give the same
+    numbers.
     """
-    if use_rollups and rollups_answer(where):
+    if use_rollups and rollups_answer(where, by):
         result = _from_rollups(session, by, where)
     else:
         result = session.execute(summary_query(session, by, where))

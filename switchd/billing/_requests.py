@@ -110,6 +110,8 @@ class CdrClose:
     route_id: str | None = None
     route_prefix: str | None = None
     b_attempts: int | None = None
+    reinvites: int | None = None  # re-INVITEs and UPDATEs relayed in the call, either way
+    hold_ms: int | None = None  # time on hold (SDP a=sendonly/inactive); not billed differently
 
     def __post_init__(self) -> None:
         _aware("end_at", self.end_at)
@@ -117,6 +119,10 @@ class CdrClose:
         _attempt(self.attempt)
         if self.sip_code is not None and not 100 <= self.sip_code <= 699:
             raise ValueError(f"sip_code {self.sip_code} is not a SIP status code")
+        for name in ("reinvites", "hold_ms"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 2**31:
+                raise ValueError(f"{name} {value} is not a count in 0..2**31-1")
 
 
 def disposition_for(status: int) -> Disposition:

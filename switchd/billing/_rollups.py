@@ -52,20 +52,21 @@ def add_close(
     billable_ms: int | None,
     billed_seconds: int | None,
     cost: Decimal | None,
+    sign: int = 1,
 ) -> None:
-    """Count one closed CDR into `deltas`."""
+    """Count one closed CDR into `deltas` (`sign` -1: take back what it counted before)."""
     day = setup_at.date().isoformat()  # setup_at is in UTC; strftime costs seven times as much
     key = (day, account or "", rate_prefix or "", disposition._value_, currency or "")
     totals = deltas.get(key)
     if totals is None:
         totals = deltas[key] = Totals()
-    totals.calls += 1
+    totals.calls += sign
     if disposition is Disposition.ANSWERED:
-        totals.answered += 1
-        totals.billable_ms += billable_ms or 0
-    totals.billed_seconds += billed_seconds or 0
+        totals.answered += sign
+        totals.billable_ms += sign * (billable_ms or 0)
+    totals.billed_seconds += sign * (billed_seconds or 0)
     if cost is not None:
-        totals.cost += cost
+        totals.cost += sign * cost
 
 
 def delta_rows(deltas: dict[RollupKey, Totals]) -> list[dict[str, Any]]:
@@ -161,5 +162,7 @@ def rollup_rows(session: Session, group: Any, conditions: Iterable[Any]) -> Any:
         )
         .where(*conditions)
         .group_by(key, ROLLUPS.c.currency)
+        # a group whose every call was taken back (a recovered CDR closed for real) is no group
+        .having(func.sum(ROLLUPS.c.calls) != 0)
         .order_by(key, ROLLUPS.c.currency)
     )

@@ -15,16 +15,24 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+import trio
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 
-from switchd.billing import open_engine, upgrade
+from switchd.billing import BillingStore, BillingStoreConfig, open_engine, upgrade
+from switchd.otp import stop
 from tests.conftest import require_binary
+
+from .factories import store_config
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
@@ -154,3 +162,47 @@ def engine(db_url: str) -> Iterator[Engine]:
     upgrade(eng)
     yield eng
     eng.dispose()
+
+
+class Hang:
+    """Holds every CDR write of every engine while `armed`, until `release` (a database that hangs).
+
+    A held write goes on when released, or fails if `fail` is set by then (as a write the store
+    gave up on and abandoned should, so it cannot land after the test's checks).
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.fail = False
+        self.held = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.armed and statement.startswith(("INSERT INTO cdrs", "UPDATE cdrs")):
+            self.held += 1
+            self.entered.set()
+            self.release.wait(60)
+            if self.fail:
+                raise OperationalError(statement, None, Exception("injected: the hung write failed"))
+
+
+@pytest.fixture
+def hang() -> Iterator[Hang]:
+    """A Hang on every engine, disarmed and released at the end (abandoned threads then end)."""
+    hang = Hang()
+    event.listen(Engine, "before_cursor_execute", hang)
+    yield hang
+    hang.armed = False
+    hang.release.set()
+    event.remove(Engine, "before_cursor_execute", hang)
+
+
+@pytest.fixture
+async def store(db_url: str, tmp_path: Path) -> AsyncIterator[BillingStoreConfig]:
+    """A BillingStore registered as "billing" on a fresh database, stopped cleanly afterwards."""
+    config = store_config(db_url, tmp_path)
+    async with trio.open_nursery() as nursery:
+        pid = await nursery.start(partial(BillingStore.start_link, config, name="billing"))
+        yield config
+        await stop(pid)

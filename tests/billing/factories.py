@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert
+import trio
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
-from switchd.billing import BillingStoreConfig, Cdr, CdrStatus, Disposition, cdr_key, rebuild_rollups
+from switchd.billing import (
+    BillingStoreConfig,
+    Cdr,
+    CdrStatus,
+    Disposition,
+    GroupBy,
+    StoreStatus,
+    cdr_key,
+    open_engine,
+    rebuild_rollups,
+    store_status,
+    summarize,
+)
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 
 def store_config(url: str, tmp_path: Path, **options: Any) -> BillingStoreConfig:
-    """A store on `url` as node n1, spooling under `tmp_path`, with the sample deck; `options` override."""
+    """A store on `url` as node n1, spooling under `tmp_path`, with the sample deck; `options` override.
+
+    The write deadline is 5 s, not 0.25 s: on a busy test machine a slow commit must not turn
+    into an outage in tests that are not about the deadline (those set it themselves).
+    """
     defaults: dict[str, Any] = {
         "url": url,
         "node": "n1",
         "spool_dir": tmp_path / "spool",
         "rate_deck": CONFIG_DIR / "rates.csv",
+        "write_deadline": 5.0,
     }
     return BillingStoreConfig(**{**defaults, **options})
 
@@ -73,3 +92,49 @@ def insert_cdrs(engine: Engine, rows: Iterable[dict[str, Any]]) -> None:
     with Session(engine) as session, session.begin():
         session.execute(insert(Cdr), list(rows))
         rebuild_rollups(session)
+
+
+async def eventually(check: Callable[[], bool], what: str, *, timeout: float = 10.0) -> None:
+    """Wait until `check()` holds, testing it every 2 ms of real time; fails after `timeout` s.
+
+    The store's work runs in its worker threads, so waiting for it is waiting on real time,
+    whatever clock the test runs on; the bound turns a hang into a failure naming `what`.
+    """
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g}s")
+        await trio.to_thread.run_sync(time.sleep, 0.002)
+
+
+async def until(check: Callable[[StoreStatus], bool], what: str, *, timeout: float = 10.0) -> StoreStatus:
+    """Ask the store "billing" until `check(status)` holds (see `eventually`); that status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = await store_status()
+        if check(status):
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"billing store: {what} did not happen within {timeout:g}s: {status}")
+        await trio.to_thread.run_sync(time.sleep, 0.002)
+
+
+async def until_connected(*, timeout: float = 10.0) -> StoreStatus:
+    """Wait until the store "billing" writes to the database again (its spool replayed)."""
+    return await until(lambda status: status.connected, "reconnecting", timeout=timeout)
+
+
+def summary(url: str) -> tuple[int, int, set[CdrStatus], set[str]]:
+    """(CDRs, distinct keys, statuses, costs as text) of the database; checks its rollups too."""
+    engine = open_engine(url)
+    try:
+        with Session(engine) as session:
+            count = session.scalar(select(func.count()).select_from(Cdr)) or 0
+            keys = session.scalar(select(func.count(func.distinct(Cdr.key)))) or 0
+            statuses = set(session.scalars(select(Cdr.status).distinct()))
+            costs = {str(c) for c in session.scalars(select(Cdr.cost).distinct())}
+            # the rollups the store kept through outages and replays agree with the CDRs themselves
+            assert summarize(session, GroupBy.DAY) == summarize(session, GroupBy.DAY, use_rollups=False)
+    finally:
+        engine.dispose()
+    return count, keys, statuses, costs

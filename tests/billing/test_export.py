@@ -11,8 +11,9 @@ from xml.etree import ElementTree
 
 import defusedxml.ElementTree
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from switchd.billing import CDR_FIELDS, CdrFilter, ExportFormat, export_cdrs
+from switchd.billing import CDR_FIELDS, CdrFilter, ExportFormat, cdr_json, cdrs_for_call, export_cdrs
 
 from .factories import cdr_row, insert_cdrs
 
@@ -46,6 +47,14 @@ def test_json_lines_export_is_one_object_per_line_with_money_as_exact_strings(en
     assert records[0]["billed_seconds"] == 60 and records[0]["rated"] is True
     assert records[1]["account"] is None
     assert list(records[0]) == list(CDR_FIELDS)
+
+
+def test_one_cdr_as_json_is_the_record_the_json_export_writes(engine: Engine) -> None:
+    insert_cdrs(engine, [cdr_row(1, sip_reason=NASTY, cost=Decimal("0.175000"))])
+    _, text = _export(engine, ExportFormat.JSONL)
+    with Session(engine) as session:
+        [cdr] = cdrs_for_call(session, "call-1")
+        assert cdr_json(cdr) == json.loads(text)
 
 
 def test_xml_export_is_well_formed_and_escapes_markup_and_illegal_characters(engine: Engine) -> None:

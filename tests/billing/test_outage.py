@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,29 +14,25 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from switchd.billing import (
     BillingStore,
     BillingStoreConfig,
-    Cdr,
     CdrClose,
     CdrOpen,
+    CdrQueue,
     CdrStatus,
     Disposition,
-    GroupBy,
     close_cdr,
     open_cdr,
-    open_engine,
     store_status,
-    summarize,
 )
 from switchd.otp import stop
 
 from .conftest import PgCluster
-from .factories import store_config
+from .factories import store_config, summary, until, until_connected
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 class Breaker:
@@ -85,24 +83,8 @@ async def _calls(numbers: range) -> None:
             nursery.start_soon(_call, n)
 
 
-def _summary(url: str) -> tuple[int, int, set[CdrStatus], set[str]]:
-    """(CDRs, distinct keys, statuses, costs as text) of the database."""
-    engine = open_engine(url)
-    try:
-        with Session(engine) as session:
-            count = session.scalar(select(func.count()).select_from(Cdr)) or 0
-            keys = session.scalar(select(func.count(func.distinct(Cdr.key)))) or 0
-            statuses = set(session.scalars(select(Cdr.status).distinct()))
-            costs = {str(c) for c in session.scalars(select(Cdr.cost).distinct())}
-            # the rollups the store kept through outage and replays agree with the CDRs themselves
-            assert summarize(session, GroupBy.DAY) == summarize(session, GroupBy.DAY, use_rollups=False)
-    finally:
-        engine.dispose()
-    return count, keys, statuses, costs
-
-
 async def _retry_due(clock: trio.testing.MockClock) -> None:
-    """Let the store's retry timer (1 s) fire and its reconnect start, in virtual time."""
+    """Let the store's retry timer (1 s) fire and its probe start, in virtual time."""
     clock.jump(1.0)
     await trio.testing.wait_all_tasks_blocked()
 
@@ -124,25 +106,32 @@ async def test_a_failing_database_spools_and_replays_every_cdr_exactly_once(
                 calls.start_soon(close_cdr, _close(n))
         status = await store_status()
         assert (status.spooling, status.connected, status.spooled_ops) == (True, False, 30)
+        assert status.db_errors == 1  # the write that failed: one error, then the spool
         saved = spool.read_bytes()
 
-        await _retry_due(mock_clock)  # still broken: the retry fails, the store keeps spooling
-        assert (await store_status()).spooling
+        await _retry_due(mock_clock)  # still broken: the probe fails, the store keeps spooling
+        await until(lambda s: s.db_errors == 2, "the failed probe")
+        status = await store_status()  # answered while the probe ran
+        assert status.queue is not None and status.queue.depth == 0
+        await _call(99)  # spooled behind the others
+        status = await store_status()
+        assert (status.spooled_ops, status.db_errors) == (32, 2)
         breaker.broken = False
         await _retry_due(mock_clock)
-        status = await store_status()
+        status = await until_connected()
         assert (status.spooling, status.connected, status.spooled_ops) == (False, True, 0)
-        assert not spool.exists()
-        assert _summary(db_url) == (30, 30, {CdrStatus.CLOSED}, {"0.012000"})
+        assert status.queue is not None and status.queue.spooled == 32 and status.queue.depth == 0
+        await until(lambda s: not spool.exists(), "removing the replayed spool")
+        assert summary(db_url) == (31, 31, {CdrStatus.CLOSED}, {"0.012000"})
 
         # a crash between the replay's commit and the spool's removal replays it again: harmless
         await stop(pid)
         spool.write_bytes(saved)
         await nursery.start(partial(BillingStore.start_link, config, name="billing"))
-        assert _summary(db_url) == (30, 30, {CdrStatus.CLOSED}, {"0.012000"})
-        assert not spool.exists()
+        assert summary(db_url) == (31, 31, {CdrStatus.CLOSED}, {"0.012000"})
+        await until(lambda s: not spool.exists(), "removing the replayed spool")
         await _calls(range(30, 35))  # and the store writes to the database again
-        assert _summary(db_url)[:2] == (35, 35)
+        assert summary(db_url)[:2] == (36, 36)
         nursery.cancel_scope.cancel()
 
 
@@ -157,9 +146,9 @@ async def test_a_database_unreachable_at_start_is_spooled_until_it_appears(
         await _calls(range(5))
         directory.mkdir()
         await _retry_due(mock_clock)
-        status = await store_status()
+        status = await until_connected()
         assert (status.connected, status.spooling, status.plans) == (True, False, ("default",))
-        assert _summary(url) == (5, 5, {CdrStatus.CLOSED}, {"0.012000"})
+        assert summary(url) == (5, 5, {CdrStatus.CLOSED}, {"0.012000"})
         nursery.cancel_scope.cancel()
 
 
@@ -182,17 +171,9 @@ async def test_stopping_postgresql_mid_run_loses_and_duplicates_nothing(
         finally:
             await trio.to_thread.run_sync(cluster.start)
         await _retry_due(mock_clock)
-        assert not (await store_status()).spooling
-        assert _summary(db_url) == (25, 25, {CdrStatus.CLOSED}, {"0.012000"})
+        await until_connected()
+        assert summary(db_url) == (25, 25, {CdrStatus.CLOSED}, {"0.012000"})
         nursery.cancel_scope.cancel()
-
-
-async def _until_replayed(chunks: int) -> None:
-    """Ask the store until its replay is over: each answer comes after at most one more chunk."""
-    for _ in range(chunks + 1):
-        if not (await store_status()).spooling:
-            return
-    raise AssertionError(f"spool not replayed after {chunks} chunks")
 
 
 async def test_a_long_spool_drains_chunk_by_chunk_while_calls_go_on_and_replays_stay_exact(
@@ -211,14 +192,61 @@ async def test_a_long_spool_drains_chunk_by_chunk_while_calls_go_on_and_replays_
             await _call(n)
         saved = spool.read_bytes()
         breaker.broken = False
-        await _retry_due(mock_clock)  # the replay starts: one chunk, then one per turn
+        await _retry_due(mock_clock)  # the replay starts: one chunk per job in the database thread
         await _call(4)  # answered meanwhile: spooled behind the replay, not kept waiting for it
-        await _until_replayed(chunks=8)
-        assert _summary(db_url) == (5, 5, {CdrStatus.CLOSED}, {"0.012000"})  # rollups checked inside
-        assert not spool.exists()
+        status = await until_connected()
+        assert status.batches >= 5  # the 2-op chunks of the replay, each its own transaction
+        assert summary(db_url) == (5, 5, {CdrStatus.CLOSED}, {"0.012000"})  # rollups checked inside
+        await until(lambda s: not spool.exists(), "removing the replayed spool")
 
         await stop(pid)
         spool.write_bytes(saved)  # as if the daemon died before removing the replayed spool
         await nursery.start(partial(BillingStore.start_link, config, name="billing"))  # replays it all
-        assert _summary(db_url) == (5, 5, {CdrStatus.CLOSED}, {"0.012000"})
+        assert summary(db_url) == (5, 5, {CdrStatus.CLOSED}, {"0.012000"})
         nursery.cancel_scope.cancel()
+
+
+def _postgres_pids(cluster: PgCluster) -> list[int]:
+    """Our cluster's postmaster and its children (backends, checkpointer …), by /proc."""
+    postmaster = cluster.pid()
+    assert postmaster is not None
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == postmaster:  # fields: state, ppid, …
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.integration
+async def test_a_frozen_postgresql_is_an_outage_at_the_deadline_and_everything_lands_once_after(
+    pg_cluster: PgCluster, pg_url: str, tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    config = store_config(pg_url, tmp_path, write_deadline=0.25, retry_interval=1.0, heartbeat_interval=3600.0)
+    queue = CdrQueue()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(BillingStore.start_link, config, queue, name="billing"))
+        await _calls(range(5))
+        pids = _postgres_pids(pg_cluster)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)  # the server hangs: TCP stays up, nothing answers
+        try:
+            tickets = []
+            for n in range(5, 25):
+                queue.submit(_open(n))
+                tickets.append(queue.submit(_close(n)))
+            await trio.testing.wait_all_tasks_blocked()
+            assert (await store_status()).connected  # the store answers; its write hangs
+            mock_clock.jump(0.25)
+            status = await until(lambda s: s.queue is not None and s.queue.durable_upto >= tickets[-1], "spool")
+            assert (status.spooling, status.spooled_ops) == (True, 40)
+            assert trio.current_time() == 0.25
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        await until_connected(timeout=30.0)  # the hung write finishes, then the probe and the replay
+        nursery.cancel_scope.cancel()
+    assert summary(pg_url) == (25, 25, {CdrStatus.CLOSED}, {"0.012000"})

@@ -90,6 +90,37 @@ def test_keyset_pages_cover_every_cdr_once_in_order_even_with_equal_setup_times(
     assert seen == [f"call-{n}" for n in range(25)]
 
 
+def test_newest_first_pages_cover_every_cdr_once_newest_first(engine: Engine) -> None:
+    insert_cdrs(engine, [cdr_row(n, setup_at=T0 + timedelta(seconds=n // 3)) for n in range(10)])
+    seen: list[str] = []
+    cursor = None
+    with Session(engine) as session:
+        while True:
+            page = list_cdrs(session, limit=3, after=cursor, newest=True)
+            seen += [c.call_id for c in page.cdrs]
+            if page.next is None:
+                break
+            cursor = PageCursor.decode(page.next.encode())
+    assert seen == [f"call-{n}" for n in reversed(range(10))]
+
+
+def test_listing_filters_on_the_gateway_and_the_call_id(engine: Engine) -> None:
+    insert_cdrs(engine, [cdr_row(1, gateway="gw-a"), cdr_row(2, gateway="gw-b"), cdr_row(3, gateway="gw-a")])
+    assert _ids(engine, CdrFilter(gateway="gw-a")) == ["call-1", "call-3"]
+    assert _ids(engine, CdrFilter(call_id="call-2")) == ["call-2"]
+    assert _ids(engine, CdrFilter(gateway="gw-b", call_id="call-1")) == []
+
+
+def test_the_summary_by_gateway_scans_the_cdrs_and_groups_by_the_last_gateway(engine: Engine) -> None:
+    unanswered = {"answer_at": None, "billable_ms": None, "billed_seconds": 0, "cost": Decimal(0),
+                  "disposition": Disposition.BUSY, "sip_code": 486}
+    insert_cdrs(engine, [cdr_row(1, gateway="gw-a"), cdr_row(2, gateway="gw-a", **unanswered),
+                         cdr_row(3, gateway="gw-b"), cdr_row(4, gateway=None, **unanswered)])
+    with Session(engine) as session:
+        rows = {r.key: (r.calls, r.answered) for r in summarize(session, GroupBy.GATEWAY)}
+    assert rows == {"gw-a": (2, 1), "gw-b": (1, 1), None: (1, 0)}
+
+
 def test_a_cursor_that_is_not_ours_or_a_bad_filter_is_an_invalid_query(engine: Engine) -> None:
     with pytest.raises(InvalidQuery, match="cursor 'garbage'"):
         PageCursor.decode("garbage")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from switchd.billing import (
@@ -24,6 +24,7 @@ from switchd.billing import (
     Disposition,
     GroupBy,
     HangupParty,
+    NodeRun,
     answer_cdr,
     billing_child_spec,
     close_cdr,
@@ -35,7 +36,7 @@ from switchd.billing import (
 )
 from switchd.otp import ServerExited, Supervisor, call, whereis
 
-from .factories import store_config
+from .factories import cdr_row, eventually, insert_cdrs, store_config, until_connected
 
 
 def _rows(url: str) -> dict[str, Cdr]:
@@ -151,8 +152,7 @@ async def test_calls_of_this_run_spooled_while_the_database_was_down_at_start_ar
         await open_cdr(CdrOpen(call_id="live", caller="4155550100", callee="+14155550123", setup_at=setup))
         directory.mkdir()
         mock_clock.jump(1.0)  # the store's retry: migrate, replay the open, then recover the previous run's
-        await trio.testing.wait_all_tasks_blocked()
-        status = await store_status()
+        status = await until_connected()
         assert (status.spooling, status.recovered) == (False, 0)
         await close_cdr(
             CdrClose(
@@ -165,3 +165,80 @@ async def test_calls_of_this_run_spooled_while_the_database_was_down_at_start_ar
         nursery.cancel_scope.cancel()
     live = _rows(url)["live"]
     assert (live.status, live.billable_ms) == (CdrStatus.CLOSED, 2000)
+
+
+def _last_beats(url: str) -> dict[str, datetime]:
+    """node → the last heartbeat of its latest run."""
+    engine = open_engine(url)
+    try:
+        with Session(engine) as session:
+            runs = session.scalars(select(NodeRun).order_by(NodeRun.run_started)).all()
+            return {run.node: run.last_beat for run in runs}
+    finally:
+        engine.dispose()
+
+
+def test_a_call_up_at_a_crash_is_billed_to_the_last_heartbeat_and_keeps_its_sip_code(
+    db_url: str, tmp_path: Path
+) -> None:
+    answer = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    config = store_config(db_url, tmp_path, heartbeat_interval=0.02)
+
+    async def first_run() -> None:  # the call is up when the daemon dies; the store beats meanwhile
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(BillingStore.start_link, config, name="billing"))
+            await open_cdr(CdrOpen(call_id="talking", caller="4155550100", callee="+14155550123",
+                                   setup_at=answer - timedelta(seconds=3)))
+            await answer_cdr(CdrAnswer(call_id="talking", at=answer))
+            written = _rows(db_url)["talking"].updated_at
+            await eventually(lambda: _last_beats(db_url).get("n1", written) > written, "a beat after the answer")
+            nursery.cancel_scope.cancel()
+
+    async def second_run() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(BillingStore.start_link, config, name="billing"))
+            assert (await store_status()).recovered == 1
+            nursery.cancel_scope.cancel()
+
+    trio.run(first_run)
+    before = _rows(db_url)["talking"]
+    beat = _last_beats(db_url)["n1"]
+    trio.run(second_run)
+    talking = _rows(db_url)["talking"]
+    assert (talking.status, talking.disposition, talking.sip_code) == (
+        CdrStatus.RECOVERED,
+        Disposition.ANSWERED,
+        200,
+    )
+    assert talking.end_at == beat > before.updated_at  # the run's last beat, not its last write
+    assert talking.billable_ms == (beat - answer) // timedelta(milliseconds=1)
+
+
+async def test_a_real_close_after_recovery_replaces_the_recovered_one_and_corrects_the_rollups(
+    db_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    setup = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    insert_cdrs(  # an earlier run died with this call answered (its close still in a spool, say)
+        engine,
+        [cdr_row(1, setup_at=setup, status=CdrStatus.OPEN, end_at=None, duration_ms=None, billable_ms=None,
+                 disposition=None, billed_seconds=None, cost=None, currency=None, rated=False, rate_prefix=None,
+                 sip_code=None, sip_reason=None, callee="+14155550123")],
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(BillingStore.start_link, store_config(db_url, tmp_path), name="billing"))
+        assert (await store_status()).recovered == 1
+        assert _rows(db_url)["call-1"].status is CdrStatus.RECOVERED
+        answered = setup + timedelta(seconds=2)  # the row's answer time
+        await close_cdr(CdrClose(call_id="call-1", end_at=answered + timedelta(seconds=90),
+                                 disposition=Disposition.ANSWERED, sip_code=200, hangup_cause="bye",
+                                 hangup_by=HangupParty.CALLER))
+        await close_cdr(CdrClose(call_id="call-1", end_at=answered + timedelta(hours=1),
+                                 disposition=Disposition.ANSWERED))  # a replay of a real close: no-op
+        nursery.cancel_scope.cancel()
+    cdr = _rows(db_url)["call-1"]
+    assert (cdr.status, cdr.hangup_cause, cdr.billable_ms, cdr.billed_seconds) == (
+        CdrStatus.CLOSED, "bye", 90_000, 90)
+    with Session(engine) as session:
+        by_disposition = summarize(session, GroupBy.DISPOSITION)
+        assert by_disposition == summarize(session, GroupBy.DISPOSITION, use_rollups=False)
+        assert [(r.key, r.calls, r.billed_seconds) for r in by_disposition] == [("ANSWERED", 1, 90)]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,6 +27,8 @@ from switchd.billing import (
     open_engine,
     store_status,
 )
+
+from .factories import until
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -64,7 +68,7 @@ async def _spool_while_down(tmp_path: Path, calls: int) -> tuple[Path, str]:
 
 async def test_a_torn_last_line_is_dropped_and_the_rest_replayed(tmp_path: Path) -> None:
     spool, url = await _spool_while_down(tmp_path, 3)
-    assert len(spool.read_bytes().splitlines()) == 6
+    assert len([line for line in spool.read_bytes().splitlines() if b'"heartbeat"' not in line]) == 6
     with spool.open("ab") as f:
         f.write(b'{"op":"open","v":{"key":"abc')  # a crash in the middle of an append
     await _run_store(_config(url, tmp_path / "spool"), 0)
@@ -101,13 +105,24 @@ async def test_a_damaged_line_is_skipped_reported_and_the_spool_kept_for_the_ope
     assert b"not json at all" in kept.read_bytes()
 
 
-async def test_when_neither_database_nor_spool_can_write_the_caller_is_told(tmp_path: Path) -> None:
+async def test_when_neither_database_nor_spool_can_write_the_caller_is_told_and_the_step_waits(
+    tmp_path: Path, mock_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "spool"
     blocker.write_text("a file where the spool directory should be")
-    config = _config(f"sqlite:///{tmp_path / 'missing' / 'billing.db'}", blocker)
+    config = replace(_config(f"sqlite:///{tmp_path / 'missing' / 'billing.db'}", blocker), retry_interval=1.0)
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(BillingStore.start_link, config, name="billing"))
-        with pytest.raises(StoreUnavailable, match="cannot spool 1 CDR writes"):
-            await open_cdr(CdrOpen(call_id="c1", caller="1", callee="2", setup_at=T0))
-        assert (await store_status()).spooling
+        with caplog.at_level(logging.CRITICAL, logger="switchd.billing"):
+            for n in range(3):
+                with pytest.raises(StoreUnavailable, match="cannot spool"):
+                    await open_cdr(CdrOpen(call_id=f"c{n}", caller="1", callee="2", setup_at=T0))
+        assert len([r for r in caplog.records if r.levelno == logging.CRITICAL]) == 1  # once, not per step
+        status = await store_status()
+        assert status.spooling and status.queue is not None and status.queue.depth == 3  # none dropped
+        blocker.unlink()  # the operator frees the spool directory: the next retry spools them
+        mock_clock.jump(1.0)
+        status = await until(lambda s: s.queue is not None and s.queue.durable_upto == 3, "spooling")
+        assert status.spooled_ops == 3 and status.queue is not None and status.queue.depth == 0
         nursery.cancel_scope.cancel()
+    assert sum(b'"open"' in line for line in (blocker / "n1.jsonl").read_bytes().splitlines()) == 3

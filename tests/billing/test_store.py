@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -43,21 +42,10 @@ from switchd.billing import (
     store_status,
     summarize,
 )
-from switchd.otp import stop
 
 from .factories import store_config
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(db_url: str, tmp_path: Path) -> AsyncIterator[BillingStoreConfig]:
-    """A BillingStore registered as "billing" on a fresh database, stopped cleanly afterwards."""
-    config = store_config(db_url, tmp_path)
-    async with trio.open_nursery() as nursery:
-        pid = await nursery.start(partial(BillingStore.start_link, config, name="billing"))
-        yield config
-        await stop(pid)
 
 
 @pytest.fixture
@@ -350,3 +338,30 @@ async def test_overlong_sip_values_are_cut_to_fit_and_the_call_is_still_billed(
         255,
     )
     assert cdr.call_id == call_id[:255] and cdr.status is CdrStatus.CLOSED and cdr.caller is None
+
+
+async def test_only_an_answered_disposition_is_billed_even_when_an_answer_time_is_known(
+    store: BillingStoreConfig, db: Engine
+) -> None:
+    gold = RateDeck("gold", (Tariff(prefix="44", price_per_minute=Decimal("0.60"), connect_fee=Decimal("0.05")),),
+                    bill_unanswered=True)
+    await set_rates(gold)
+    for call_id, plan in (("unconfirmed", None), ("dropped", None), ("attempt-fee", "gold")):
+        await open_cdr(_opened(call_id, callee="+442071234567", rate_plan=plan))
+        await answer_cdr(CdrAnswer(call_id=call_id, at=T0 + timedelta(seconds=1)))  # a 200 OK went out
+    # the caller never ACKed the 200; the caller's connection was lost before its ACK: FAILED
+    await close_cdr(CdrClose(call_id="unconfirmed", end_at=T0 + timedelta(seconds=33),
+                             disposition=Disposition.FAILED, sip_code=200))
+    await close_cdr(CdrClose(call_id="dropped", end_at=T0 + timedelta(seconds=1.002),
+                             disposition=Disposition.FAILED, sip_code=200))
+    await close_cdr(CdrClose(call_id="attempt-fee", end_at=T0 + timedelta(seconds=33),
+                             disposition=Disposition.FAILED, sip_code=200))
+    rows = {c.call_id: c for c in _cdrs(db)}
+    for call_id in ("unconfirmed", "dropped"):
+        cdr = rows[call_id]
+        assert cdr.answer_at == T0 + timedelta(seconds=1)  # recorded, but not billed
+        assert (cdr.billable_ms, cdr.billed_seconds, cdr.cost) == (None, 0, Decimal(0)), call_id
+    assert (rows["attempt-fee"].billed_seconds, rows["attempt-fee"].cost) == (0, Decimal("0.050000"))
+    with Session(db) as session:
+        [failed] = summarize(session, GroupBy.DISPOSITION)
+        assert (failed.key, failed.calls, failed.answered, failed.billable_seconds) == ("FAILED", 3, 0, Decimal(0))

@@ -57,6 +57,9 @@ def test_a_time_is_encoded_as_the_utc_datetime_type_would_encode_it(
 ) -> None:
     encoder, processor = _both(column, dialect)
     assert encoder(value) == processor(value)
+    assert encoder(value) == processor(value)  # again: the SQLite encoder remembers recent times
+    same_instant = value.astimezone(timezone(timedelta(hours=5)))  # equal, and so one cache entry
+    assert encoder(same_instant) == processor(same_instant) == processor(value)
     assert encoder(None) is None
 
 
