@@ -1,18 +1,38 @@
-"""Admission control: whether this node takes new calls now, and what a refusal tells the caller.
+"""Admission control: whether this node takes a new call now, and what a refusal tells the caller.
 
-Two things refuse a new call, both answered 503 Service Unavailable with Retry-After:
+Four things refuse a new call, each answered 503 Service Unavailable with Retry-After at once —
+never queued, so an overload costs the node one parse and one answer per INVITE:
 
 * draining — the daemon was asked to stop (SIGTERM/SIGINT): calls in flight go on, new ones are
   refused so a load balancer in front (Kamailio's dispatcher) moves them to another node;
+* the source's rate — more than ``per_ip_cps`` new calls a second (bursts of ``per_ip_burst``)
+  from one source address, as Kamailio's pike module counts them: one flooding peer is refused
+  before it can spend the node's own budget;
+* the node's rate — more than ``cps`` new calls a second (bursts of ``burst``): call setup is
+  the expensive part of a call (a session, a CDR open, a route lookup), and taking more of them
+  than the node can set up makes every call slow instead of some refused;
 * at capacity — the ``calls`` DynamicSupervisor already runs ``limits.max_calls`` sessions and
   refused the start with MaxChildren.
 
+A REGISTER counts against its source's rate as a new call does (``per_ip_cps``: pike counts every
+request of a source, and a phone that floods REGISTERs must not set up calls on the same budget),
+and has a limit of its own besides, on by default: more than ``register_per_ip_rate`` a second
+(bursts of ``register_per_ip_burst``) from one source address. Over either it is answered 503
+with Retry-After (`admit_register`). A REGISTER flood — or a password-guessing run, which is
+one — is refused before any digest is computed or the registrar is asked.
+
+Every refusal is counted by cause (`Cause`) in the node's rejection `Tally`, which also logs them
+— the first of a quiet period, then one summary line per interval — in place of a WARNING per
+503. The dispatcher and the SIP edge count their own error answers in the same tally
+(``admission.rejections.count(sip_cause(status))``), so one record holds every rejection.
+
 Strategy: node-local state, not a process. The check runs on the hot path of every new INVITE,
 in the reader of whichever connection it came in on; a GenServer would put one mailbox round trip
-(and one queue shared by every connection) in front of each call for a flag that changes once in
-the node's life. `Admission` is the ETS table of this design: one object, made by the application
-(`switchd.app.build_app`) and handed to the dispatcher and to `prep_stop`, read without a message,
-written only by the drain. It holds no task and dies with the tree that holds it.
+(and one queue shared by every connection) in front of each call for state that only this node's
+own tasks touch, one at a time, without awaiting. `Admission` is the ETS table of this design: one
+object, made by the application (`switchd.app.build_app`) and handed to the dispatcher and to
+`prep_stop`, read and written without a message. It holds no task and dies with the tree that
+holds it. Time comes from ``trio.current_time()``.
 """
 
 from __future__ import annotations
@@ -21,9 +41,13 @@ import logging
 import math
 from dataclasses import dataclass
 
+import trio
+
 from switchd.otp import MaxChildren
 
 from ._errors import Overloaded
+from ._rate import SourceBuckets, TokenBucket
+from ._tally import Cause, Tally, TallyStats
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +60,9 @@ class AdmissionStats:
     admitted: int  # new calls let through
     refused_draining: int  # new calls refused because the node is draining
     refused_full: int  # new calls refused because max_calls sessions were running
+    refused_rate: int  # new calls refused over the node's calls-per-second
+    refused_source_rate: int  # new calls refused over their source address's calls-per-second
+    rejections: TallyStats  # every rejection of the node by cause, these four and the edge's
 
 
 class Admission:
@@ -44,27 +71,43 @@ class Admission:
     ``drain_retry_after``: seconds a 503 sent while draining asks the caller to wait, 30.0 (the
     default drain timeout: by then this node is gone or back).
     ``full_retry_after``: seconds a 503 sent at max_calls asks the caller to wait, 5.0.
+    ``cps``: new calls a second the node takes in the long run; 0 means no limit, 0.
+    ``burst``: new calls the node takes at once above ``cps`` (its bucket's size), 1.
+    ``per_ip_cps``, ``per_ip_burst``: the same for each source address; 0 means no limit, 0 and 1.
+    ``register_per_ip_rate``, ``register_per_ip_burst``: REGISTERs a second from one source address,
+    and how many at once above it; 0 means no limit, 0 and 1.
+    ``rejections``: the node's rejection tally, shared with the connections and the edge; a new
+    one when not given.
     """
 
     __slots__ = (
         "_admitted",
+        "_bucket",
         "_draining",
-        "_refused_draining",
-        "_refused_full",
+        "_registers",
+        "_sources",
         "drain_retry_after",
         "full_retry_after",
+        "rejections",
     )
 
-    def __init__(self, *, drain_retry_after: float = 30.0, full_retry_after: float = 5.0) -> None:
-        for name, value in (("drain_retry_after", drain_retry_after), ("full_retry_after", full_retry_after)):
+    def __init__(self, *, drain_retry_after: float = 30.0, full_retry_after: float = 5.0, cps: float = 0.0,
+                 burst: int = 1, per_ip_cps: float = 0.0, per_ip_burst: int = 1,
+                 register_per_ip_rate: float = 0.0, register_per_ip_burst: int = 1,
+                 rejections: Tally | None = None) -> None:
+        for name, value in (("drain_retry_after", drain_retry_after), ("full_retry_after", full_retry_after),
+                            ("cps", cps), ("per_ip_cps", per_ip_cps), ("register_per_ip_rate", register_per_ip_rate)):
             if not value >= 0:
-                raise ValueError(f"Admission: {name} must be >= 0 seconds, not {value!r}")
+                raise ValueError(f"Admission: {name} must be >= 0, not {value!r}")
         self.drain_retry_after = drain_retry_after
         self.full_retry_after = full_retry_after
+        self.rejections = rejections or Tally("refused", log)
+        self._bucket = TokenBucket(cps, burst) if cps > 0 else None
+        self._sources = SourceBuckets(per_ip_cps, per_ip_burst) if per_ip_cps > 0 else None
+        self._registers = (SourceBuckets(register_per_ip_rate, register_per_ip_burst) if register_per_ip_rate > 0
+                           else None)
         self._draining = False
         self._admitted = 0
-        self._refused_draining = 0
-        self._refused_full = 0
 
     @property
     def draining(self) -> bool:
@@ -78,22 +121,64 @@ class Admission:
             log.warning("draining: new calls are refused with 503 (Retry-After %gs)", self.drain_retry_after,
                         extra={"retry_after": self.drain_retry_after})
 
-    def admit(self) -> None:
-        """Let one new call in, or raise Overloaded with the Retry-After to answer."""
+    def admit(self, source: str = "", *, call_id: str | None = None) -> None:
+        """Let one new call from `source` (an address; "" when unknown) in, or raise Overloaded.
+
+        The Overloaded carries the Retry-After to answer; the refusal is already counted and
+        logged (`call_id` is the log's context).
+        """
         if self._draining:
-            self._refused_draining += 1
-            raise Overloaded("draining: this node is shutting down", retry_after=self.drain_retry_after)
+            raise self._refuse(Cause.DRAINING, "draining: this node is shutting down", self.drain_retry_after,
+                               call_id)
+        sources, bucket = self._sources, self._bucket
+        if sources is not None or bucket is not None:
+            now = trio.current_time()
+            if sources is not None and source:
+                wait = sources.take(source, now)
+                if wait:
+                    raise self._refuse(Cause.SOURCE_RATE, f"over {sources.rate:g} calls/s from {source}",
+                                       wait, call_id)
+            if bucket is not None:
+                wait = bucket.take(now)
+                if wait:
+                    raise self._refuse(Cause.RATE, f"over {bucket.rate:g} calls/s", wait, call_id)
         self._admitted += 1
 
-    def full(self, exc: MaxChildren) -> Overloaded:
+    def admit_register(self, source: str, *, call_id: str | None = None) -> None:
+        """Let one REGISTER from `source` in, or raise Overloaded (counted and logged as ``register_rate``).
+
+        It takes from the source's request bucket (``per_ip_cps``) and from its REGISTER bucket:
+        both must have room.
+        """
+        if not source or (self._sources is None and self._registers is None):
+            return
+        now = trio.current_time()
+        for buckets, what in ((self._sources, "requests"), (self._registers, "REGISTERs")):
+            wait = 0.0 if buckets is None else buckets.take(source, now)
+            if wait:
+                assert buckets is not None
+                overloaded = Overloaded(f"over {buckets.rate:g} {what}/s from {source}", retry_after=wait)
+                self.rejections.note(Cause.REGISTER_RATE, "REGISTER refused with 503: %s", overloaded,
+                                     extra={"call_id": call_id, "retry_after": wait})
+                raise overloaded
+
+    def full(self, exc: MaxChildren, *, call_id: str | None = None) -> Overloaded:
         """The Overloaded to answer when the calls supervisor refused a session with `exc`."""
         self._admitted -= 1  # admit() counted it; the supervisor did not take it
-        self._refused_full += 1
-        return Overloaded(f"at capacity: {exc}", retry_after=self.full_retry_after)
+        return self._refuse(Cause.CAPACITY, f"at capacity: {exc}", self.full_retry_after, call_id)
+
+    def _refuse(self, cause: Cause, reason: str, retry_after: float, call_id: str | None) -> Overloaded:
+        overloaded = Overloaded(reason, retry_after=retry_after)
+        self.rejections.note(cause, "new call refused with 503: %s", overloaded,
+                             extra={"call_id": call_id, "retry_after": retry_after})
+        return overloaded
 
     def statistics(self) -> AdmissionStats:
         """A snapshot of the counters."""
-        return AdmissionStats(self._draining, self._admitted, self._refused_draining, self._refused_full)
+        rejections = self.rejections.statistics()
+        return AdmissionStats(self._draining, self._admitted, rejections[Cause.DRAINING],
+                              rejections[Cause.CAPACITY], rejections[Cause.RATE], rejections[Cause.SOURCE_RATE],
+                              rejections)
 
 
 def retry_after_header(overloaded: Overloaded) -> tuple[str, str]:

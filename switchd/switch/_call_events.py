@@ -8,7 +8,7 @@ for metrics and logs, and a call never waits for them.
     CallSetup     the INVITE was accepted (after the 100 Trying)
     CallProgress  a 180/183 from the callee was relayed to the caller
     CallFailover  a gateway failed before answering; the next one is tried
-    CallAnswered  the callee answered and the 200 was relayed to the caller
+    CallAnswered  the callee answered; its 200 goes to the caller (now, or once the CDR open is durable)
     CallEnded     the call is over: disposition, final SIP code, who hung up
 """
 

@@ -1,5 +1,13 @@
 """GatewayLink: one process per gateway, holding one persistent outbound TCP connection to it.
 
+A request whose top Via says UDP (a B-leg to a gateway with ``transport = "udp"``) does not use
+the connection: it goes to the node's UDP socket process (``LinkSettings.udp_socket``) with the
+gateway's address, resolved once, and the gateway answers to that socket (our Via). Nothing is
+kept per request: on UDP the session's transactions retransmit, and a gateway that never answers
+is Timer B's (no connection to lose, so no `GatewayFailed` but for a name that does not resolve
+or a socket that is not running). A gateway on UDP still gets a TCP connection, opened on use,
+for the requests RFC 3261 §18.1.1 sends over TCP (larger than the path MTU allows).
+
 Registered as ``gateway_name(gateway.name)``. Sessions send it ``ToGateway(request, reply_to)``;
 the first one opens the connection (bounded by ``connect_timeout``), later ones reuse it, and a
 message after the connection dropped opens a new one — connections are opened on use only, never
@@ -17,6 +25,12 @@ Failure reporting (`GatewayFailed`), the contract with the sessions:
 After a failed connect, messages that arrive within ``holddown`` seconds fail at once without a
 new attempt, so a burst of calls to a dead gateway costs one connect, not one each.
 
+A link to a configured gateway lives as long as the tree. A link to a registered phone's contact
+(started on demand by the registrar, under ``contacts``) is given ``idle_exit``: once no session
+uses it (over TCP or UDP: it monitors the sessions that sent through it) and no message came for
+that long, it closes its connection and exits ``"normal"``, so phones called once do not each keep
+a process and a descriptor for ever.
+
 Shut down by its supervisor, the link writes what is in its mailbox and queued before it closes
 the connection (`StreamIO.shutdown`, bounded by ``ConnectionSettings.shutdown_flush``): the BYEs
 that sessions ended by the drain queued just before the tree stopped still reach the gateway.
@@ -26,6 +40,7 @@ No new connection is opened at that point: a message that would need one fails (
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -35,6 +50,7 @@ from switchd.otp import (
     ChildSpec,
     Down,
     MonitorRef,
+    NoProcess,
     Pid,
     Process,
     ReceiveTimeout,
@@ -44,9 +60,11 @@ from switchd.otp import (
     receive,
     self_pid,
     send,
+    set_inline_handler,
 )
 from switchd.sip import Request, Response
 
+from ._connections import CarriesCall
 from ._routing import Gateway
 from ._sip_connection import ConnectionSettings, Dispatch, StreamIO
 from ._wire import GatewayFailed, Outbound, ToGateway, gateway_name
@@ -58,12 +76,19 @@ log = logging.getLogger(__name__)
 class LinkSettings:
     """How a GatewayLink connects.
 
-    ``connect_timeout``: seconds a TCP connect may take before the gateway counts as unreachable, 5.0.
+    ``connect_timeout``: seconds a TCP connect (or the name lookup of a UDP gateway) may take before the
+        gateway counts as unreachable, 5.0.
     ``holddown``: seconds after a failed connect during which messages fail without a new attempt, 0.5.
+    ``idle_exit``: seconds without users and without messages after which the link exits "normal";
+    ``math.inf`` (gateways): never.
+    ``udp_socket``: the registered name of the UDP socket process UDP requests go out through; None:
+        the node has none (a UDP request then fails with GatewayFailed).
     """
 
     connect_timeout: float = 5.0
     holddown: float = 0.5
+    idle_exit: float = math.inf
+    udp_socket: str | None = None
 
 
 DEFAULT_LINK_SETTINGS = LinkSettings()
@@ -119,13 +144,22 @@ class _Link:
         self.failed_at: float | None = None
         self.failure = ""
         self.stopping = False  # set once shut down: no new connection then
+        self.udp_address: tuple[str, int] | None = None  # the gateway's, resolved at the first UDP request
+        self.udp_users: dict[Pid, MonitorRef] = {}  # sessions that sent over UDP: no idle exit while they live
 
     async def run(self) -> None:
         pid = self_pid()
+        set_inline_handler(self._inline)
         async with trio.open_nursery() as nursery:
             try:
                 while True:
-                    await self._handle(await receive(), pid, nursery)
+                    try:
+                        msg = await receive(timeout=None if self.users or self.udp_users else self._idle_exit)
+                    except ReceiveTimeout:
+                        log.info("%s: unused for %gs, closing", self.label, self.settings.idle_exit,
+                                 extra={"gateway": self.gateway.name})
+                        return  # nothing is queued for nobody: the finally below closes the connection
+                    await self._handle(msg, pid, nursery)
             except trio.Cancelled:  # shut down: terminate, then go on cancelled
                 self.stopping = True
                 if self.io is not None:
@@ -134,6 +168,35 @@ class _Link:
             finally:
                 if self.io is not None:
                     self.io.abort("gateway link exited")  # a no-op once the connection is closed
+
+    @property
+    def _idle_exit(self) -> float | None:
+        return None if math.isinf(self.settings.idle_exit) else self.settings.idle_exit
+
+    def _inline(self, msg: object) -> bool:
+        """Write, in the sender's task, what needs nothing of this process but the open connection.
+
+        That is an `Outbound`, and a `ToGateway` from a session that already sent that B-leg's
+        Call-ID on this connection (its ACK, BYE ...: it is monitored and its Call-ID recorded
+        already). The first message of a B-leg, a UDP one, or anything while the connection is
+        down or closing goes to the mailbox (`_handle`). See `switchd.otp.set_inline_handler`.
+        """
+        io = self.io
+        if io is None or io.closing:
+            return False
+        kind = type(msg)
+        if kind is Outbound:
+            assert isinstance(msg, Outbound)
+            io.send_message(msg.message)
+            return True
+        if kind is ToGateway:
+            assert isinstance(msg, ToGateway)
+            user = self.users.get(msg.reply_to)
+            request = msg.message
+            if user is not None and request.call_id in user.call_ids and request.top_via.reliable:
+                io.send_message(request)
+                return True
+        return False
 
     async def _take_mailbox(self, pid: Pid, nursery: trio.Nursery) -> None:
         """At shutdown, with the connection up: handle what is in the mailbox now, without waiting."""
@@ -162,11 +225,21 @@ class _Link:
         elif kind is Down:
             assert isinstance(msg, Down)
             self.users.pop(msg.pid, None)
+            self.udp_users.pop(msg.pid, None)
+        elif kind is CarriesCall:
+            pass  # a call that came in from the gateway: a link is never timed out or shed anyway
         else:
             log.warning("%s: unexpected message %r", self.label, msg, extra={"gateway": self.gateway.name})
 
     async def _to_gateway(self, msg: ToGateway, pid: Pid, nursery: trio.Nursery) -> None:
         call_id = msg.message.call_id
+        if not msg.message.top_via.reliable:
+            failure = await self._to_udp(msg.message)
+            if failure is not None:
+                send(msg.reply_to, GatewayFailed(self.gateway.name, call_id, failure))
+            elif not math.isinf(self.settings.idle_exit) and msg.reply_to not in self.udp_users:
+                self.udp_users[msg.reply_to] = monitor(msg.reply_to)  # a contact's link outlives its calls
+            return
         if self.io is None:
             failure = "shutting down" if self.stopping else await self._connect(pid, nursery)
             if failure is not None:
@@ -199,6 +272,40 @@ class _Link:
         nursery.start_soon(self._pump, io, self.generation)
         log.info("%s: connected", self.label, extra={"gateway": gw.name})
         return None
+
+    async def _to_udp(self, request: Request) -> str | None:
+        """Hand `request` to the UDP socket for the gateway's address; None, or why it cannot go."""
+        socket = self.settings.udp_socket
+        if socket is None:
+            return "no UDP socket (sip.listen_udp is not set)"
+        if self.udp_address is None:
+            now = trio.current_time()
+            if self.failed_at is not None and now - self.failed_at < self.settings.holddown:
+                return f"{self.failure} (held down for {self.settings.holddown:g}s)"
+            resolved = await self._resolve()
+            if isinstance(resolved, str):
+                return self._failed(resolved)
+            self.failed_at = None
+            self.udp_address = resolved
+        try:
+            send(socket, Outbound(request, self.udp_address))
+        except NoProcess:  # the socket process is restarting
+            return f"UDP socket {socket} not running"
+        return None
+
+    async def _resolve(self) -> tuple[str, int] | str:
+        """The gateway's (IP, port) for sendto — an IPv4 address first — or why there is none."""
+        gw = self.gateway
+        with trio.move_on_after(self.settings.connect_timeout):
+            try:
+                found = await trio.socket.getaddrinfo(gw.host, gw.port, type=trio.socket.SOCK_DGRAM)
+            except OSError as exc:
+                return f"cannot resolve {gw.host}: {exc.strerror or exc}"
+            found.sort(key=lambda entry: entry[0] != trio.socket.AF_INET)
+            for _, _, _, _, sockaddr in found:
+                return str(sockaddr[0]), int(sockaddr[1])
+            return f"cannot resolve {gw.host}: no address"
+        return f"cannot resolve {gw.host}: no answer within {self.settings.connect_timeout:g}s"
 
     def _failed(self, reason: str) -> str:
         self.failed_at = trio.current_time()

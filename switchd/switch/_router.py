@@ -14,6 +14,14 @@ policy affects only lookups after it, never a call that already has its gateways
   `code_change(old_vsn, state, extra)` converts the state, and the server goes on with the new
   class — lookups queued meanwhile wait in the mailbox and are answered by the new policy. If
   code_change raises, the server keeps its old class and state and the error reaches the caller.
+* A shared server never crashes on request data: the policy is user code, swapped in live, and
+  a lookup runs it on a number from the wire. If it raises for one number, that lookup fails —
+  its caller gets `RoutingFailed` (the session answers it as it answers an unreachable Router)
+  — and the Router goes on serving every other lookup with its state unchanged. A crash would
+  instead lose every lookup queued behind it and count toward the root supervisor's restart
+  intensity, so a caller repeating one bad number could take the node down. Such failures are
+  logged at ERROR, rate-limited (`Tally`): the first with its traceback, then a count per
+  interval.
 """
 
 from __future__ import annotations
@@ -21,20 +29,27 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, ClassVar
 
-from switchd.otp import Caller, ChildSpec, GenServer, Reply, call, change_code, get_state
+from switchd.otp import Caller, ChildSpec, GenServer, Reply, call, change_code, get_state, whereis
+from switchd.sip import SipUri
 
-from ._errors import NoRoute
+from ._errors import NoRoute, RoutingFailed, UserUnavailable
 from ._policy import CostFn, PriorityWeight, RoutingPolicy, resolve_policy
+from ._registrar import NAME as REGISTRAR
+from ._registrar import Registered, UnknownUser, Unregistered, contact_gateway, locate
 from ._routing import Candidate, RouteTable
+from ._tally import Tally
 
 log = logging.getLogger(__name__)
 
 NAME = "router"
 """The name the Router registers under and the client functions call."""
+
+REGISTERED = "registered"
+"""The route id a call to a registered user's contact carries (in its CDR)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +61,7 @@ class RouterState:
     costs: CostFn | None = None  # cost_of(gateway, number) for least_cost; None: costs unknown
     rng: random.Random  # draws the weighted-random order; seeded in tests
     swaps: int = 0  # table and policy swaps since start, for status lines
+    failures: Tally = field(default_factory=lambda: Tally("routing policy failed", log, level=logging.ERROR))
 
 
 # --- requests (the Router's protocol) --------------------------------------------------------------
@@ -122,8 +138,14 @@ class Router(GenServer[RouterState]):
     async def handle_call(self, request: object, caller: Caller, state: RouterState) -> Reply[RouterState]:
         match request:
             case _Lookup(number):
-                candidates = state.table.candidates(number)
-                ordered = self.policy.order(candidates, number, rng=state.rng, cost_of=state.costs)
+                try:
+                    candidates = state.table.candidates(number)
+                    ordered = self.policy.order(candidates, number, rng=state.rng, cost_of=state.costs)
+                except Exception as exc:  # noqa: BLE001 - the policy is user code: fail this lookup only
+                    state.failures.note(type(exc).__name__, "routing policy %s failed for %r: %r", self.vsn,
+                                        number, exc, extra={"policy": self.vsn, "number": number},
+                                        exc_info=exc)
+                    return Reply(RoutingFailed(number, exc), state)
                 return Reply(ordered, state)
             case _SwapTable(table, costs):
                 log.info("routing table swapped: %d routes (was %d)", len(table), len(state.table),
@@ -167,12 +189,39 @@ def router_child_spec(table: RouteTable | Callable[[], RouteTable], *, policy: R
 async def lookup(number: str, *, timeout: float = 1.0) -> list[Candidate]:
     """The gateways to try for `number`, best first, each with its rewritten number and route.
 
-    Raises NoRoute when no route matches; CallTimeout / NoProcess when the Router is not answering.
+    Raises NoRoute when no route matches; RoutingFailed when the policy raised for this number;
+    CallTimeout / NoProcess when the Router is not answering.
     """
-    candidates: list[Candidate] = await call(NAME, _Lookup(number), timeout=timeout)
+    candidates: list[Candidate] | RoutingFailed = await call(NAME, _Lookup(number), timeout=timeout)
+    if isinstance(candidates, RoutingFailed):
+        raise candidates
     if not candidates:
         raise NoRoute(number)
     return candidates
+
+
+async def route_call(uri: SipUri, number: str, *, timeout: float = 1.0) -> list[Candidate]:
+    """The candidates for a call to the Request-URI `uri` dialling `number`: a user's phones, else routes.
+
+    With a registrar in the node (a process registered as "registrar"), a Request-URI naming a user
+    of one of its domains goes to that user's registered contacts — tried one after the other,
+    best q first (the failover rule moves on after a 5xx, a 408, a timeout or a transport failure;
+    any other answer, a 486 say, is the user's) — before any prefix route is looked at. Raises
+    UserUnavailable (480) for a user with no contact now, NoRoute (404) for a name of our domain
+    that is no account; a number of our domain that is no account is routed by prefix, as is every
+    Request-URI of another domain. Without a registrar: `lookup(number)`.
+    """
+    if whereis(REGISTRAR) is not None:
+        found = await locate(uri, timeout=timeout)
+        match found:
+            case Registered(user, contacts):
+                return [Candidate(gateway=contact_gateway(b), number=user, route_id=REGISTERED, prefix="",
+                                  priority=i, weight=1, uri=b.contact) for i, b in enumerate(contacts, start=1)]
+            case Unregistered(user):
+                raise UserUnavailable(user)
+            case UnknownUser(user):
+                raise NoRoute(user)
+    return await lookup(number, timeout=timeout)
 
 
 async def swap_table(table: RouteTable, *, costs: CostFn | None = None, timeout: float = 5.0) -> None:

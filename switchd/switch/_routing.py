@@ -8,8 +8,16 @@ The rules, in the order they apply to a dialled number:
 1. Longest prefix: of all routes whose `prefix` starts the number, only those with the longest
    prefix are candidates. The empty prefix matches every number (a default route). Several routes
    may share a prefix (one per carrier, each with its own digit rules): all of them are candidates.
+   A number in international form (``+442079460000``, from ``tel:+44-20-7946-0000`` or
+   ``sip:+44…``) is matched as dialled *and* by its digits after the '+', which is the
+   international access code as ``00`` and ``011`` are: a route written ``44`` takes it as it
+   takes ``442079460000``, a route written ``+44`` takes only the '+' form. Prefixes are compared
+   by their digits, and a route written with the '+' wins a tie (it was written for that form).
 2. Each (route, gateway) pair of those routes is one `Candidate`; its number is rewritten by the
-   route: the first `strip` characters removed, then `prepend` put in front.
+   route: the first `strip` characters removed, then `prepend` put in front — of the number in the
+   form its prefix is written in, so a route written ``44`` sends ``442079460000`` for ``+44…``
+   (``prepend = "+"`` puts the '+' back), while ``+44`` routes and the default route send the
+   number as dialled.
 3. Order (the `priority_weight` policy): lower `priority` first, as DNS SRV records (RFC 2782 §"Usage
    rules"); within one priority a weighted random draw without replacement: each remaining
    candidate comes next with probability weight / sum of remaining weights. A weight of 0 is only
@@ -23,18 +31,57 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from itertools import groupby
+
+
+class Transport(StrEnum):
+    """The transport a SIP peer is reached over (a gateway's, or a registered contact's)."""
+
+    TCP = "tcp"
+    UDP = "udp"
+
+    @property
+    def reliable(self) -> bool:
+        """True for TCP: the transport retransmits, the SIP transactions do not (RFC 3261 §17)."""
+        return self is Transport.TCP
+
+    @property
+    def via(self) -> str:
+        """The name in a Via header's sent-protocol: ``TCP``, ``UDP``."""
+        return self.value.upper()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrunkRegistration:
+    """How switchd registers itself with a gateway (a SIP trunk that wants a REGISTER), see `_trunk`.
+
+    The password is kept as given (a client needs it to answer a challenge) and never shown: it
+    is left out of the repr, so no log line or traceback that shows a Gateway shows it.
+    """
+
+    username: str  # the digest username, and the user part of the AOR switchd registers
+    password: str = field(repr=False)
+    expires: int = 3600  # seconds asked for; the gateway may grant less
+    domain: str | None = None  # the AOR's host; None: the gateway's host
+
+    def __post_init__(self) -> None:
+        if self.expires < 60:
+            raise ValueError(f"registration of {self.username!r}: expires must be >= 60 s, not {self.expires}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Gateway:
-    """A SIP peer calls are sent to: a carrier, a PBX, or a simulated callee."""
+    """A SIP peer calls are sent to: a carrier, a PBX, a simulated callee, or a registered phone's contact."""
 
     name: str
     host: str
     port: int
     rate_plan: str | None = None  # the plan billing rates calls through this gateway with; None: default
+    registration: TrunkRegistration | None = None  # register with it (a trunk that asks for it); None: don't
+    transport: Transport = Transport.TCP  # what its B-legs are sent over
+    tcp_fallback: bool = True  # a UDP gateway takes TCP too: a request too large for UDP goes over TCP (§18.1.1)
 
     @property
     def address(self) -> str:
@@ -86,6 +133,7 @@ class Candidate:
     prefix: str  # the matched prefix
     priority: int
     weight: int
+    uri: str | None = None  # the B-leg's Request-URI when it is not number@gateway: a registered Contact
 
 
 class RouteTable:
@@ -135,24 +183,40 @@ class RouteTable:
 
     def match(self, number: str) -> tuple[Route, ...]:
         """The routes with the longest prefix that starts `number`; empty if none does."""
-        for length in range(len(number), -1, -1):
+        return self._match(number)[0]
+
+    def _longest(self, number: str, shortest: int = 0) -> tuple[int, tuple[Route, ...]]:
+        for length in range(len(number), shortest - 1, -1):
             routes = self._by_prefix.get(number[:length])
             if routes is not None:
-                return routes
-        return ()
+                return length, routes
+        return -1, ()
+
+    def _match(self, number: str) -> tuple[tuple[Route, ...], str]:
+        """The routes for `number` and the number in the form their prefix is written in (rule 1)."""
+        length, routes = self._longest(number)
+        if number[:1] == "+":
+            digits = number[1:]
+            # A route of digits must beat the '+' form's match on digits alone (a '+' prefix of
+            # n characters holds n-1 digits; the empty prefix, 0): a tie stays with the '+' form.
+            _, digit_routes = self._longest(digits, max(length, 1))
+            if digit_routes:
+                return digit_routes, digits
+        return routes, number
 
     def candidates(self, number: str) -> list[Candidate]:
         """Every (route, gateway) pair of `match(number)`, in table order, number rewritten."""
+        routes, routed = self._match(number)
         return [
             Candidate(
                 gateway=target.gateway,
-                number=route.rewrite(number),
+                number=route.rewrite(routed),
                 route_id=route.id,
                 prefix=route.prefix,
                 priority=target.priority,
                 weight=target.weight,
             )
-            for route in self.match(number)
+            for route in routes
             for target in route.targets
         ]
 

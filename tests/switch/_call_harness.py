@@ -4,25 +4,26 @@ Every process here stands in for a real one under its real registered name, so t
 test finds them exactly as it finds them in the daemon: the caller's connection process (collects
 `Outbound`), one link per gateway (`gateway_name(gw)`, collects `ToGateway`), "billing" (records
 the CDR steps), "events" (a real EventManager with a recording handler), "router" (the real
-Router) and "calls" (the real DynamicSupervisor). Messages are put through serialize/parse on the
-way, so what the session sends is proven to be valid SIP.
+Router) and "calls" (the real DynamicSupervisor). A caller's INVITE goes through the node's real `Dispatcher`
+(its checks, admission, then start_child under "calls"), as a connection hands it over. Messages
+are put through serialize/parse on the way, so what the session sends is proven to be valid SIP.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 import trio
 
 from switchd import otp
-from switchd.billing import CdrClose
-from switchd.otp import Caller, ChildSpec, GenServer, Pid, Reply
+from switchd.billing import CdrClose, CdrQueue
+from switchd.otp import ChildSpec, GenServer, NoReply, Pid
 from switchd.sip import (
     Dialog,
     Method,
@@ -37,7 +38,9 @@ from switchd.sip import (
     serialize,
 )
 from switchd.switch import (
+    Admission,
     CallSettings,
+    Dispatcher,
     Gateway,
     GatewayFailed,
     Inbound,
@@ -67,7 +70,8 @@ SDP = b"v=0\r\no=alice 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\
 ANSWER_SDP = (b"v=0\r\no=bob 1 1 IN IP4 192.0.2.4\r\ns=-\r\nc=IN IP4 192.0.2.4\r\nt=0 0\r\n"
               b"m=audio 5000 RTP/AVP 0\r\n")
 SETTINGS = CallSettings(node="test", local_address="10.0.0.9:5060", timers=TimerConfig(), no_answer=60.0,
-                        max_call_duration=3600.0, billing_timeout=1.0, retry_delay=0.25)
+                        max_call_duration=3600.0, retry_delay=0.25)
+"""The settings of a bench's sessions; `bench` gives each bench its own CdrQueue in them."""
 PATIENCE = 7200.0  # virtual seconds a test waits for a message before failing instead of hanging
 
 
@@ -121,15 +125,41 @@ async def _watch(pid: Pid, out: Wire) -> None:
     out.put(down.reason)
 
 
-class BillingRecorder(GenServer[list[Any]]):
-    """Stands in for the BillingStore: records every CDR step with the virtual time it came."""
+RESUME = "resume"
 
-    async def init(self, steps: list[Any]) -> list[Any]:
-        return steps
 
-    async def handle_call(self, request: Any, caller: Caller, state: list[Any]) -> Reply[list[Any]]:
-        state.append(request)
-        return Reply(None, state)
+@dataclass
+class _Recorded:
+    queue: CdrQueue
+    steps: list[Any]
+    paused: list[bool]
+    unsettled: int = 0
+
+
+class BillingRecorder(GenServer[_Recorded]):
+    """Stands in for the BillingStore on the node's CdrQueue: records every step, in order, and makes
+    it durable at once — unless `paused[0]`, until a RESUME message (what a slow database does)."""
+
+    async def init(self, queue: CdrQueue, steps: list[Any], paused: list[bool]) -> _Recorded:
+        queue._attach(otp.self_pid())
+        return self._drain(_Recorded(queue, steps, paused))
+
+    async def handle_info(self, msg: object, state: _Recorded) -> NoReply[_Recorded]:
+        return NoReply(self._drain(state))  # a Wake from the queue, or RESUME
+
+    def _drain(self, state: _Recorded) -> _Recorded:
+        entries = state.queue._take()
+        state.steps.extend(entry.step for entry in entries)
+        state.unsettled += len(entries)
+        if state.unsettled and not state.paused[0]:
+            state.queue._settle(state.unsettled)
+            state.unsettled = 0
+        return state
+
+
+def recorder_spec(queue: CdrQueue, steps: list[Any], paused: list[bool]) -> ChildSpec:
+    """The child spec of the billing stand-in, registered as "billing"."""
+    return ChildSpec(id="billing", start=partial(BillingRecorder.start_link, queue, steps, paused, name="billing"))
 
 
 class EventRecorder(otp.EventHandler[list[Any]]):
@@ -183,8 +213,31 @@ class Phone:
         self.send(cancel)
         return cancel
 
-    def answer(self, request: Request, status: int = 200) -> None:
-        self.send(make_response(request, status))
+    def answer(self, request: Request, status: int = 200, *, body: bytes = b"") -> Response:
+        """Answer a request the switch sent in the caller's dialog (a 2xx to a re-INVITE with our Contact)."""
+        response = make_response(request, status, headers=_answer_headers(request, status, body,
+                                                                           "<sip:alice@10.0.0.1:5070;transport=tcp>"),
+                                 body=body)
+        self.send(response)
+        return response
+
+    def request(self, method: Method | str, *, body: bytes = b"",
+                headers: Sequence[tuple[str, str]] = ()) -> Request:
+        """Send a request in the caller's dialog (a re-INVITE, UPDATE, INFO ...), with `body` as SDP."""
+        assert self.dialog is not None, "the caller has no dialog yet: ack() the 200 first"
+        extra = [("Content-Type", "application/sdp")] if body and not _has_type(headers) else []
+        request = self.dialog.make_request(method, body=body, headers=[*extra, *headers])
+        self.send(request)
+        return request
+
+    def ack_2xx(self, ok: Response, *, body: bytes = b"") -> Request:
+        """ACK the 2xx to a re-INVITE the caller sent (its dialog already exists)."""
+        assert self.dialog is not None
+        ack = self.dialog.make_request(Method.ACK, body=body,
+                                       headers=[("Content-Type", "application/sdp")] if body else [])
+        assert ack.cseq.seq == ok.cseq.seq
+        self.send(ack)
+        return ack
 
 
 @dataclass
@@ -212,9 +265,9 @@ class Link:
         extra = [("Contact", f"<sip:callee@{self.name}.example:5080;transport=tcp>")] if status < 300 else []
         if body:
             extra.append(("Content-Type", "application/sdp"))
-        response = make_response(request, status, to_tag=None if status == 100 else tag,
+        response = make_response(request, status, to_tag=None if status == 100 or request.to.tag else tag,
                                  headers=extra + (headers or []), body=body)
-        if request.method == Method.INVITE and 100 < status < 300:
+        if request.method == Method.INVITE and 100 < status < 300 and request.to.tag is None:
             self.dialogs[request.call_id] = Dialog.from_uas(
                 request, tag, contact=parse_name_addr(f"<sip:callee@{self.name}.example:5080;transport=tcp>"))
         self.deliver(response)
@@ -224,21 +277,37 @@ class Link:
         otp.dispatch(b_leg_key(message.call_id), Inbound(wire(message), self.pid, trio.current_time()))
 
     def bye(self, invite: Request) -> Request:
+        return self.request(invite, Method.BYE)
+
+    def request(self, invite: Request, method: Method | str, *, body: bytes = b"",
+                headers: Sequence[tuple[str, str]] = ()) -> Request:
+        """The callee sends a request in the dialog its 1xx/2xx to `invite` made (body as SDP)."""
         dialog = self.dialogs[invite.call_id]
         dialog.confirm()
-        bye = dialog.make_request(Method.BYE)
-        self.deliver(bye)
-        return bye
+        extra = [("Content-Type", "application/sdp")] if body and not _has_type(headers) else []
+        request = dialog.make_request(method, body=body, headers=[*extra, *headers])
+        self.deliver(request)
+        return request
 
     def fail(self, request: Request, reason: str = "connection refused") -> None:
         otp.send(self.replies[request.call_id], GatewayFailed(self.name, request.call_id, reason))
 
 
+def _has_type(headers: Sequence[tuple[str, str]]) -> bool:
+    return any(name.lower() == "content-type" for name, _ in headers)
+
+
+def _answer_headers(request: Request, status: int, body: bytes, contact: str) -> list[tuple[str, str]]:
+    headers = [("Contact", contact)] if 200 <= status < 300 and request.method in ("INVITE", "UPDATE") else []
+    return headers + ([("Content-Type", "application/sdp")] if body else [])
+
+
 def caller_invite(number: str, *, call_id: str | None = None, contact: bool = True,
-                  max_forwards: int = 70) -> Request:
-    """Alice's INVITE for `number` with an SDP offer, as it arrives off the wire."""
-    sent = make_request(Method.INVITE, f"sip:{number}@10.0.0.9:5060", from_="Alice <sip:alice@10.0.0.1>",
-                        to=f"<sip:{number}@10.0.0.9>", sent_by="10.0.0.1:5070", call_id=call_id,
+                  max_forwards: int = 70, uri: str | None = None) -> Request:
+    """Alice's INVITE for `number` (to Request-URI `uri` if given) with an SDP offer, as it arrives off the wire."""
+    uri = uri or f"sip:{number}@10.0.0.9:5060"
+    sent = make_request(Method.INVITE, uri, from_="Alice <sip:alice@10.0.0.1>",
+                        to=f"<{uri}>", sent_by="10.0.0.1:5070", call_id=call_id,
                         contact="<sip:alice@10.0.0.1:5070;transport=tcp>",
                         headers=[("Content-Type", "application/sdp")], body=SDP)
     if not contact:
@@ -257,22 +326,55 @@ class Bench:
     events: list[Any]
     settings: CallSettings = SETTINGS
     exits: dict[Pid, Wire] = field(default_factory=dict)
+    paused: list[bool] = field(default_factory=lambda: [False])
+    admission: Admission = field(default_factory=Admission)
+
+    @property
+    def queue(self) -> CdrQueue:
+        return self.settings.cdrs
+
+    def pause_billing(self) -> None:
+        """From now on the billing stand-in records steps but makes none durable (a hung database)."""
+        self.paused[0] = True
+
+    def resume_billing(self) -> None:
+        """The billing stand-in makes every step it holds durable, and goes on doing so."""
+        self.paused[0] = False
+        otp.send("billing", RESUME)
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The node's dispatch rules, starting this bench's sessions under "calls"."""
+        settings = self.settings
+        return Dispatcher(session_spec=lambda invite, conn, at, account=None: call_session_spec(
+            invite, conn, at, settings, account), admission=self.admission)
 
     def link(self, name: str) -> Link:
         return self.links[name]
 
     async def call(self, number: str, *, call_id: str | None = None, contact: bool = True,
-                   max_forwards: int = 70) -> tuple[Phone, Pid]:
-        """The caller sends an INVITE for `number`; the session is started as the dispatcher does."""
-        invite = caller_invite(number, call_id=call_id, contact=contact, max_forwards=max_forwards)
+                   max_forwards: int = 70, uri: str | None = None) -> tuple[Phone, Pid]:
+        """The caller sends an INVITE for `number`; the Dispatcher starts its session, which is returned."""
+        phone = await self.dial(number, call_id=call_id, contact=contact, max_forwards=max_forwards, uri=uri)
+        return phone, await self._watch(phone.call_id)
+
+    async def dial(self, number: str, *, call_id: str | None = None, contact: bool = True,
+                   max_forwards: int = 70, uri: str | None = None) -> Phone:
+        """The caller sends an INVITE for `number` (to `uri` if given) through the Dispatcher; its phone."""
+        invite = caller_invite(number, call_id=call_id, contact=contact, max_forwards=max_forwards, uri=uri)
         caller_wire = Wire()
         conn = await self.nursery.start(otp.Process.start_link, _caller_link, caller_wire)
-        return Phone(invite, conn, caller_wire), await self.start_session(invite, conn)
+        await self.dispatcher(invite, conn, trio.current_time())
+        return Phone(invite, conn, caller_wire)
 
     async def start_session(self, invite: Request, conn: Pid) -> Pid:
-        """Start the session for `invite` from the connection `conn` under "calls", and watch its exit."""
-        spec = call_session_spec(invite, conn, trio.current_time(), self.settings)
-        pid = await otp.start_child("calls", spec)
+        """Hand `invite` from the connection `conn` to the Dispatcher; the session it started, watched."""
+        await self.dispatcher(invite, conn, trio.current_time())
+        return await self._watch(invite.call_id)
+
+    async def _watch(self, call_id: str) -> Pid:
+        pid = otp.whereis(a_leg_name(call_id))
+        assert pid is not None, f"no session was started for {call_id}"
         self.exits[pid] = Wire()
         await self.nursery.start(otp.Process.start_link, _watch, pid, self.exits[pid])
         return pid
@@ -301,16 +403,21 @@ class Bench:
 
 @asynccontextmanager
 async def bench(*, settings: CallSettings = SETTINGS, router: bool = True,
-                billing: ChildSpec | None = None, gateways: Sequence[str] = ("gw1", "gw2")) -> AsyncIterator[Bench]:
+                billing: Callable[[CdrQueue], ChildSpec] | None = None,
+                gateways: Sequence[str] = ("gw1", "gw2")) -> AsyncIterator[Bench]:
     """Events, billing, router and calls under one supervisor, plus the caller's and gateways' links.
 
-    `gateways` names the gateways that get a link process (the others in a table are unreachable).
+    The sessions get a CdrQueue of this bench's own (in `settings`); `billing(queue)` makes the
+    child spec of the store that serves it (default: the recording stand-in). `gateways` names the
+    gateways that get a link process (the others in a table are unreachable).
     """
     cdrs: list[Any] = []
     events: list[Any] = []
+    paused = [False]
+    settings = replace(settings, cdrs=CdrQueue())
     children = [
         ChildSpec(id="events", start=partial(otp.EventManager.start_link, name="events")),
-        billing or ChildSpec(id="billing", start=partial(BillingRecorder.start_link, cdrs, name="billing")),
+        billing(settings.cdrs) if billing is not None else recorder_spec(settings.cdrs, cdrs, paused),
     ]
     if router:
         children.append(router_child_spec(TABLE, rng=random.Random(1)))
@@ -325,7 +432,7 @@ async def bench(*, settings: CallSettings = SETTINGS, router: bool = True,
             pid = await nursery.start(partial(otp.Process.start_link, _gateway_link, out, replies,
                                               name=gateway_name(name)))
             links[name] = Link(name, pid, out, replies)
-        yield Bench(nursery, links, cdrs, events, settings)
+        yield Bench(nursery, links, cdrs, events, settings, paused=paused)
         nursery.cancel_scope.cancel()
 
 

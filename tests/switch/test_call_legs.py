@@ -63,7 +63,7 @@ def test_a_503_fails_over_unless_its_retry_after_is_longer_than_the_call_can_wai
     assert should_fail_over(_answer(503, ("Retry-After", "soon")), wait_left=30.0)  # malformed: ignored
 
 
-@pytest.mark.parametrize("field", ["no_answer", "max_call_duration", "billing_timeout", "router_timeout",
+@pytest.mark.parametrize("field", ["no_answer", "max_call_duration", "cdr_timeout", "router_timeout",
                                    "cleanup_timeout"])
 def test_call_settings_refuse_a_timeout_that_is_not_positive(field: str) -> None:
     with pytest.raises(ValueError, match=field):

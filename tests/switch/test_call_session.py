@@ -7,26 +7,33 @@ the calls supervisor are the real ones.
 
 from __future__ import annotations
 
+import logging
+import random
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from trio.testing import MockClock
 
 from switchd import otp
 from switchd.billing import CdrAnswer, CdrOpen, CdrProgress, Disposition, HangupParty
-from switchd.sip import Method
+from switchd.sip import Dialog, Method, make_response
 from switchd.switch import (
     CallAnswered,
     CallEnded,
     CallFailover,
     CallProgress,
     CallSetup,
+    Candidate,
+    CostFn,
+    PriorityWeight,
     a_leg_name,
     router_child_spec,
+    swap_policy,
 )
 
 from ._call_harness import (
@@ -34,7 +41,6 @@ from ._call_harness import (
     SDP,
     SETTINGS,
     TABLE,
-    BillingRecorder,
     answer,
     answer_on,
     bench,
@@ -85,6 +91,19 @@ async def test_an_answered_call_is_bridged_and_the_caller_hangs_up(autojump_cloc
         assert [type(e) for e in events] == [CallSetup, CallProgress, CallAnswered, CallEnded]
         assert all(e.call_id == phone.call_id for e in events)
         assert events[2].setup_time == 3.0 and events[3].duration == 30.0
+
+
+async def test_a_call_that_goes_well_logs_nothing_at_info(autojump_clock: MockClock,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="switchd")  # an operator's level: node events, not each call
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        await answer_on(b, phone, "gw1")
+        await caller_hangs_up(b.link("gw1"), phone)
+        assert await b.exited(pid) == "normal"
+        assert b.close(phone.call_id).disposition is Disposition.ANSWERED
+    assert [r.getMessage() for r in caplog.records if getattr(r, "call_id", None) == phone.call_id] == []
 
 
 async def test_the_callee_hanging_up_sends_a_bye_to_the_caller(autojump_clock: MockClock) -> None:
@@ -359,7 +378,32 @@ async def test_a_200_the_caller_never_acks_ends_with_bye_on_both_legs(autojump_c
         assert (closed.disposition, closed.hangup_cause) == (Disposition.FAILED, "ack_timeout")
 
 
-async def test_a_crashed_session_hangs_up_both_legs_and_fails_its_cdr_while_another_call_goes_on(
+async def test_a_caller_bye_whose_ack_was_lost_confirms_the_answer_and_is_billed(autojump_clock: MockClock) -> None:
+    """Over UDP the caller's ACK can be lost; its BYE in the dialog shows it had our 200 (§13.2.2.4)."""
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 200)
+        ok = await phone.expect(200)
+        phone.dialog = Dialog.from_uac(phone.invite, ok)  # the caller ACKed, but the ACK never arrived
+        await trio.sleep(0.25)
+        bye = phone.bye()
+        ack = await gw1.expect_request(Method.ACK)  # the callee's 2xx is ACKed before its BYE
+        gw1_bye = await gw1.expect_request(Method.BYE)
+        assert ack.cseq.seq == invite.cseq.seq
+        gw1.respond(gw1_bye, 200)
+        assert (await phone.expect(200)).cseq == bye.cseq
+        assert await b.exited(pid) == "normal"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
+            Disposition.ANSWERED, HangupParty.CALLER, "bye")
+        [answered] = b.steps(phone.call_id, CdrAnswer)
+        assert closed.end_at - answered.at == timedelta(seconds=0.25)
+
+
+async def test_a_crashed_session_hangs_up_both_legs_and_closes_its_cdr_while_another_call_goes_on(
         autojump_clock: MockClock) -> None:
     async with bench() as b:
         doomed, doomed_pid = await b.call("4420")
@@ -376,8 +420,9 @@ async def test_a_crashed_session_hangs_up_both_legs_and_fails_its_cdr_while_anot
         assert caller_bye.call_id == doomed.call_id and callee_bye.call_id == doomed_invite.call_id
         assert isinstance(await b.exited(doomed_pid), RuntimeError)
         closed = b.close(doomed.call_id)
+        # The caller had confirmed the answer: the call was a call (billed to the crash), ended by the switch.
         assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
-            Disposition.FAILED, HangupParty.SWITCH, "crash")
+            Disposition.ANSWERED, HangupParty.SWITCH, "crash")
 
         await trio.sleep(5.0)
         bye = await caller_hangs_up(b.link("gw1"), other)
@@ -462,26 +507,51 @@ async def test_a_shutdown_hangs_up_an_answered_call_which_stays_billable(autojum
         assert closed.end_at - answered.at == timedelta(seconds=20.0)
 
 
-class CrashingOnce(BillingRecorder):
-    """A billing stand-in whose first incarnation crashes on the first request it gets."""
+async def test_calls_ended_by_a_planned_shutdown_log_at_info_and_a_crash_still_logs_an_error(
+        autojump_clock: MockClock, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="switchd.switch._call_session")
+    async with bench() as b:
+        for _ in range(3):
+            phone, pid = await b.call("4420")
+            await phone.expect(100)
+            await answer_on(b, phone, "gw1")
+            await otp.terminate_child("calls", pid)  # what the drain does to the calls still up
+            await phone.expect_request(Method.BYE)
+            await b.link("gw1").expect_request(Method.BYE)
+            assert await b.exited(pid) == "shutdown"
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        await otp.stop(pid, RuntimeError("session bug"))
+        await b.exited(pid)
+    exits = [(r.levelname, r.getMessage()) for r in caplog.records if "call session exits" in r.getMessage()]
+    assert exits == [("INFO", "call session exits ('shutdown') with the call up")] * 3 + [
+        ("ERROR", "call session exits (RuntimeError('session bug')) with the call up")]
 
-    async def handle_call(self, request: Any, caller: otp.Caller, state: list[Any]) -> otp.Reply[list[Any]]:
-        if not any(s == "crashed" for s in state):
-            state.append("crashed")
-            raise RuntimeError("billing bug")
-        return await super().handle_call(request, caller, state)
+
+class FussyPolicy(PriorityWeight):
+    """A routing policy with a bug: it raises for one number."""
+
+    name = "fussy"
+
+    def order(self, candidates: Sequence[Candidate], number: str, *, rng: random.Random,
+              cost_of: CostFn | None) -> list[Candidate]:
+        if number == "4413":
+            raise ValueError("no idea what to do with 4413")
+        return super().order(candidates, number, rng=rng, cost_of=cost_of)
 
 
-async def test_a_billing_store_that_crashes_under_a_cdr_step_is_retried_once_after_its_restart(
+async def test_a_policy_that_raises_for_the_number_gets_the_caller_a_503_and_the_next_call_is_routed(
         autojump_clock: MockClock) -> None:
-    steps: list[Any] = []
-    spec = otp.ChildSpec(id="billing", start=partial(CrashingOnce.start_link, steps, name="billing"))
-    async with bench(billing=spec) as b:
+    async with bench() as b:
+        await swap_policy(FussyPolicy)
+        phone, pid = await b.call("4413")
+        await phone.expect(100)
+        await phone.expect(503)
+        assert await b.exited(pid) == "normal"
+        assert b.close(phone.call_id).hangup_cause == "router_unavailable"
         phone, _ = await b.call("4420")
         await phone.expect(100)
         await b.link("gw1").expect_request(Method.INVITE)
-        assert trio.current_time() == SETTINGS.retry_delay
-        assert [type(s) for s in steps] == [str, CdrOpen]
 
 
 async def test_a_billing_store_that_stays_away_ends_no_call_and_gets_the_whole_cdr_when_back(
@@ -492,34 +562,166 @@ async def test_a_billing_store_that_stays_away_ends_no_call_and_gets_the_whole_c
         await phone.expect(100)
         gw1 = b.link("gw1")
         invite = await gw1.expect_request(Method.INVITE)
-        assert trio.current_time() == SETTINGS.retry_delay  # tried, retried once, and routed anyway
+        assert trio.current_time() == 0.0  # the call path never waits on billing
+        gw1.respond(invite, 180)
+        await phone.expect(180)  # held for the open, then sent anyway: the store is not there
+        assert trio.current_time() == b.settings.open_wait
         await otp.restart_child("top", "billing")
         await answer(gw1, phone, invite)
         await caller_hangs_up(gw1, phone)
         assert await b.exited(pid) == "normal"
-        assert [type(s).__name__ for s in b.steps(phone.call_id)] == ["CdrOpen", "CdrAnswer", "CdrClose"]
+        assert [type(s).__name__ for s in b.steps(phone.call_id)] == ["CdrOpen", "CdrProgress", "CdrAnswer",
+                                                                      "CdrClose"]
 
 
-async def test_an_invite_that_cannot_make_a_dialog_is_refused_400_without_a_cdr(
+async def test_the_caller_hears_progress_once_its_cdr_is_open(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        b.pause_billing()
+        phone, _ = await b.call("4420")
+        await phone.expect(100)  # hop by hop: never held
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)  # towards the callee: never held
+        gw1.respond(invite, 180)
+        await trio.sleep(0.01)
+        assert phone.wire.empty()  # the 180 waits for the open
+        b.resume_billing()
+        await phone.expect(180)
+        assert trio.current_time() == 0.01
+
+
+async def test_progress_waits_for_the_open_no_longer_than_open_wait(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        b.pause_billing()  # a database outage: the open is not durable for a long time
+        phone, _ = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        gw1.respond(await gw1.expect_request(Method.INVITE), 180)
+        await phone.expect(180)
+        assert trio.current_time() == b.settings.open_wait  # setup is never hostage to the database
+
+
+async def test_the_callers_200_waits_until_the_answer_is_durable_and_the_bill_starts_at_the_answer(
+        autojump_clock: MockClock) -> None:
+    """Write-ahead for the answer too: a node killed after the caller heard the 200 must not leave a
+    CDR that recovery closes unanswered (unbilled)."""
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await ring_on(b, phone, "gw1")  # the 180 was heard: the open is durable
+        b.pause_billing()
+        answered_at = trio.current_time()
+        gw1.respond(invite, 200)
+        await trio.sleep(0.005)
+        assert phone.wire.empty()  # the answer step is not durable yet
+        b.resume_billing()
+        phone.ack(await phone.expect(200))
+        assert trio.current_time() == answered_at + 0.005
+        await gw1.expect_request(Method.ACK)
+        await trio.sleep(10.0)
+        await caller_hangs_up(gw1, phone)
+        assert await b.exited(pid) == "normal"
+        [answered] = b.steps(phone.call_id, CdrAnswer)
+        closed = b.close(phone.call_id)
+        assert closed.end_at - answered.at == timedelta(seconds=10.005)  # from the callee's answer
+
+
+async def test_the_maximum_call_duration_counts_from_the_answer_billing_starts_at_also_when_the_200_is_held(
+        autojump_clock: MockClock) -> None:
+    async with bench(settings=replace(SETTINGS, max_call_duration=600.0)) as b:
+        b.pause_billing()
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 200)  # the answer (and the max-duration timer) from here; the 200 is held
+        await trio.sleep(0.01)
+        b.resume_billing()
+        phone.ack(await phone.expect(200))
+        await gw1.expect_request(Method.ACK)
+        caller_bye = await phone.expect_request(Method.BYE)
+        assert trio.current_time() == 600.0
+        phone.answer(caller_bye)
+        gw1.respond(await gw1.expect_request(Method.BYE), 200)
+        assert await b.exited(pid) == "normal"
+        [answered] = b.steps(phone.call_id, CdrAnswer)
+        closed = b.close(phone.call_id)
+        assert (closed.hangup_cause, closed.end_at - answered.at) == ("max_duration", timedelta(seconds=600.0))
+
+
+async def test_the_200_to_the_callers_bye_waits_until_the_close_is_durable(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        await answer(gw1, phone, await ring_on(b, phone, "gw1"))
+        await trio.sleep(10.0)
+        b.pause_billing()
+        phone.bye()
+        bye = await gw1.expect_request(Method.BYE)  # the callee is hung up at once
+        gw1.respond(bye, 200)
+        await trio.sleep(0.2)
+        assert phone.wire.empty()  # not before the close is durable
+        assert [type(s).__name__ for s in b.steps(phone.call_id)][-1] == "CdrClose"
+        b.resume_billing()
+        await phone.expect(200)
+        assert trio.current_time() == 10.2
+        assert await b.exited(pid) == "normal"
+        assert b.close(phone.call_id).disposition is Disposition.ANSWERED
+
+
+async def test_a_final_error_to_the_caller_waits_until_the_close_is_durable(autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, _ = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        b.pause_billing()
+        gw1.respond(invite, 486)
+        await trio.sleep(0.1)
+        assert phone.wire.empty()
+        b.resume_billing()
+        await phone.expect(486)
+        assert b.close(phone.call_id).disposition is Disposition.BUSY
+
+
+async def test_a_close_that_never_becomes_durable_holds_the_callers_answer_only_for_cdr_timeout(
         autojump_clock: MockClock) -> None:
     async with bench() as b:
-        phone, _ = await b.call("4420", contact=False)
+        phone, pid = await b.call("4420")
         await phone.expect(100)
-        await phone.expect(400)
+        gw1 = b.link("gw1")
+        await answer(gw1, phone, await ring_on(b, phone, "gw1"))
+        b.pause_billing()
+        start = trio.current_time()
+        phone.bye()
+        gw1.respond(await gw1.expect_request(Method.BYE), 200)
+        await phone.expect(200)
+        assert trio.current_time() == start + b.settings.cdr_timeout
+        assert await b.exited(pid) == "normal"
+        assert not b.queue.is_durable(b.queue.statistics().submitted)  # still queued, not dropped
+
+
+@pytest.mark.parametrize(("kwargs", "status"), [
+    ({"contact": False}, 400),  # it could not make a dialog
+    ({"max_forwards": 0}, 483),
+    ({"uri": "http://10.0.0.9/4420"}, 416),
+    ({"uri": "sip:10.0.0.9"}, 484),  # no number to dial
+])
+async def test_an_invite_the_dispatcher_refuses_gets_its_answer_alone_no_100_no_session_no_cdr(
+        autojump_clock: MockClock, kwargs: dict[str, Any], status: int) -> None:
+    async with bench() as b:
+        phone = await b.dial("4420", **kwargs)
+        await phone.expect(status)
         await trio.testing.wait_all_tasks_blocked()
-        assert otp.whereis(a_leg_name(phone.call_id)) is None  # it stopped (possibly before a monitor)
+        assert phone.wire.empty()  # no 100 Trying before it, nothing after it
+        assert otp.whereis(a_leg_name(phone.call_id)) is None
         assert b.steps(phone.call_id) == [] and b.link("gw1").out.empty()
 
 
-async def test_an_invite_out_of_hops_is_refused_483_and_the_b_leg_counts_hops_down(
-        autojump_clock: MockClock) -> None:
+async def test_the_b_leg_counts_hops_down(autojump_clock: MockClock) -> None:
     async with bench() as b:
-        phone, _ = await b.call("4420", max_forwards=0)
-        await phone.expect(100)
-        await phone.expect(483)
-        await trio.testing.wait_all_tasks_blocked()
-        assert b.steps(phone.call_id) == [] and b.link("gw1").out.empty()
-        phone, _ = await b.call("4420", max_forwards=5)
+        await b.call("4420", max_forwards=5)
         assert (await b.link("gw1").expect_request(Method.INVITE)).max_forwards == 4
 
 
@@ -542,13 +744,38 @@ async def test_a_200_racing_our_cancel_is_acked_and_hung_up(autojump_clock: Mock
         assert b.close(phone.call_id).disposition is Disposition.CANCELLED
 
 
-async def test_a_request_in_the_dialog_other_than_bye_gets_501(autojump_clock: MockClock) -> None:
+@pytest.mark.parametrize(("uri", "callee", "b_user"), [
+    ("tel:+44-20-7946-0000", "+442079460000", "442079460000"),  # route "uk" is written in digits
+    ("sip:+44.20.7946.0000@10.0.0.9;user=phone", "+442079460000", "442079460000"),
+    ("tel:4420#1;phone-context=+44", "4420#1", "4420%231"),  # a dialled '#' is escaped on the B-leg
+])
+async def test_a_tel_uri_is_routed_on_its_number(autojump_clock: MockClock, uri: str, callee: str,
+                                                 b_user: str) -> None:
     async with bench() as b:
-        phone, _ = await b.call("4420")
+        phone, pid = await b.call(callee, uri=uri)
         await phone.expect(100)
-        await answer_on(b, phone, "gw1")
-        assert phone.dialog is not None
-        phone.send(phone.dialog.make_request(Method.INFO))
-        await phone.expect(501)
-        phone.bye()
-        await phone.expect(200)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        assert str(invite.uri) == f"sip:{b_user}@127.0.0.1:5071;transport=tcp"
+        assert invite.to.uri.user == b_user
+        [opened] = b.steps(phone.call_id, CdrOpen)
+        assert opened.callee == callee
+        await answer(gw1, phone, invite)
+        await caller_hangs_up(gw1, phone)
+        assert await b.exited(pid) == "normal"
+
+
+async def test_a_gateway_answer_with_a_contact_we_cannot_use_fails_over_instead_of_crashing_the_call(
+        autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        bad = make_response(invite, 200, to_tag="gwtag", headers=[("Contact", "<sip:@@bad>")])
+        gw1.deliver(bad)
+        await answer_on(b, phone, "gw2")  # failed over, as after a 502
+        await caller_hangs_up(b.link("gw2"), phone)
+        assert await b.exited(pid) == "normal"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.gateway, closed.b_attempts) == (Disposition.ANSWERED, "gw2", 2)

@@ -41,7 +41,7 @@ async def test_an_answered_call_writes_one_closed_cdr_billed_for_the_virtual_hol
         patient_clock: MockClock, tmp_path: Path) -> None:
     config = BillingStoreConfig(url=f"sqlite:///{tmp_path / 'billing.db'}", node="test",
                                 spool_dir=tmp_path / "spool", rate_deck=RATES)
-    async with bench(billing=billing_child_spec(config)) as b:
+    async with bench(billing=lambda queue: billing_child_spec(config, queue=queue)) as b:
         phone, pid = await b.call("011442071234567")
         await phone.expect(100)
         gw1 = b.link("gw1")

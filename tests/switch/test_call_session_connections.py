@@ -19,7 +19,7 @@ from switchd import otp
 from switchd.billing import CdrAnswer, Disposition, HangupParty
 from switchd.otp import Pid
 from switchd.sip import Method
-from switchd.switch import Outbound
+from switchd.switch import CarriesCall, Outbound
 
 from ._call_harness import SETTINGS, Bench, Phone, Wire, answer_on, bench, caller_invite, ring_on, wire
 
@@ -60,6 +60,26 @@ async def test_when_the_callers_connection_dies_the_b_leg_is_hung_up(autojump_cl
         closed = b.close(phone.call_id)
         assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
             Disposition.ANSWERED, HangupParty.CALLER, "connection_lost")
+
+
+async def test_a_caller_whose_connection_dies_before_its_ack_is_failed_as_an_unacked_200_is(
+        autojump_clock: MockClock) -> None:
+    """One rule (docs/billing.md): an answer the caller never confirmed with its ACK is not billable,
+    whether the 200 went unanswered for 64*T1 or the caller's connection went first."""
+    async with bench() as b:
+        phone, pid = await b.call("4420")
+        await phone.expect(100)
+        gw1 = b.link("gw1")
+        invite = await gw1.expect_request(Method.INVITE)
+        gw1.respond(invite, 200)
+        await phone.expect(200)
+        b.kill_connection(phone)  # before any ACK
+        await gw1.expect_request(Method.ACK)
+        gw1.respond(await gw1.expect_request(Method.BYE), 200)
+        assert await b.exited(pid) == "normal"
+        closed = b.close(phone.call_id)
+        assert (closed.disposition, closed.hangup_by, closed.hangup_cause, closed.sip_code) == (
+            Disposition.FAILED, HangupParty.CALLER, "connection_lost", 200)
 
 
 async def test_a_caller_that_vanishes_instead_of_answering_our_bye_ends_the_session_at_that_moment(
@@ -163,3 +183,29 @@ async def test_a_gateway_connection_lost_under_our_cancel_ends_the_session_at_th
         closed = b.close(phone.call_id)
         assert (closed.disposition, closed.hangup_by, closed.hangup_cause) == (
             Disposition.CANCELLED, HangupParty.CALLER, "cancel")
+
+
+# --- the session attaches itself to its caller's connection ---------------------------------------
+
+
+async def test_a_session_attaches_itself_to_its_callers_connection_once_when_it_starts(
+        autojump_clock: MockClock) -> None:
+    async with bench() as b:
+        caller_wire, attached = Wire(), Wire()
+
+        async def connection() -> None:
+            while True:
+                msg = await otp.receive()
+                if isinstance(msg, CarriesCall):
+                    attached.put(msg.session)
+                elif isinstance(msg, Outbound):
+                    caller_wire.put(wire(msg.message))
+
+        conn = await b.nursery.start(otp.Process.start_link, connection)
+        invite = caller_invite("4420")
+        pid = await b.start_session(invite, conn)
+        phone = Phone(invite, conn, caller_wire)
+        await phone.expect(100)
+        assert await attached.next() == pid
+        await answer_on(b, phone, "gw1")
+        assert attached.empty()  # one message per call, not per SIP message

@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 
+import pytest
 import trio
 import trio.testing
 
 from switchd.otp import Pid, Process, send, whereis
 from switchd.sip import Request, Response, make_response, parse_message
-from switchd.switch import Gateway
+from switchd.switch import Gateway, Transport
 from switchd.switch._gateway_link import GatewayLink, LinkSettings
 from switchd.switch._sip_connection import ConnectionSettings
 from switchd.switch._wire import GatewayFailed, Outbound, ToGateway, gateway_name
@@ -172,7 +173,9 @@ async def test_a_link_shut_down_writes_what_its_mailbox_holds_in_order_then_clos
             send(link, ToGateway(bye("b1"), session))  # what the drained sessions' terminates queue
             send(link, Outbound(make_response(bye("b9"), 200)))
             send(link, ToGateway(bye("b2"), session))
-            assert link._proc.mailbox_depth() == 3  # not taken yet: the shutdown comes first
+            # b1's BYE and the response are written at once by their senders (the link's inline
+            # handler); b2 is a new B-leg for the link: it waits in the mailbox for the shutdown
+            assert link._proc.mailbox_depth() == 1
             nursery.cancel_scope.cancel()  # what its supervisor does on shutdown
         got = [await peer.read() for _ in range(3)]
         assert [(type(m).__name__, m.call_id) for m in got if m is not None] == [
@@ -199,3 +202,88 @@ async def test_a_gateway_that_does_not_read_holds_the_shutdown_no_longer_than_sh
             nursery.cancel_scope.cancel()
         assert trio.current_time() - shut_down_at == 1.0  # ConnectionSettings.shutdown_flush
         assert not link._proc.alive
+
+
+# --- a gateway on UDP: its requests go out through the node's UDP socket --------------------------
+
+
+def udp_invite(call_id: str) -> Request:
+    message = invite(call_id)
+    message.headers.set("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-udp")
+    return message
+
+
+@asynccontextmanager
+async def udp_link(host: str, settings: LinkSettings) -> AsyncIterator[tuple[Setup, Mailbox]]:
+    """A link to a gateway on UDP at `host`:5090, and a stand-in registered as the UDP socket "udp:test"."""
+    socket_box = Mailbox()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(Process.start_link, socket_box.run, name="udp:test"))
+        gateway = Gateway(name="gw1", host=host, port=5090, transport=Transport.UDP)
+        link: Pid = await nursery.start(partial(GatewayLink.start_link, gateway, ConnectionSettings(), Recorder(),
+                                                settings))
+        box = Mailbox()
+        session: Pid = await nursery.start(Process.start_link, box.run)
+        yield Setup(nursery, link, session, box, Recorder()), socket_box
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_udp_request_goes_to_the_udp_socket_with_the_gateways_address() -> None:
+    async with udp_link("127.0.0.1", LinkSettings(udp_socket="udp:test")) as (s, socket_box):
+        for call_id in ("u1", "u2"):
+            send(s.link, ToGateway(udp_invite(call_id), s.session))
+        first, second = await socket_box.next(0), await socket_box.next(1)
+        assert isinstance(first, Outbound) and isinstance(second, Outbound)
+        assert (first.message.call_id, first.to) == ("u1", ("127.0.0.1", 5090))
+        assert second.to == ("127.0.0.1", 5090)
+        assert s.session_box.got == []  # nothing failed
+
+
+async def test_a_udp_gateways_name_is_resolved_once_to_an_ipv4_address_first() -> None:
+    async with udp_link("localhost", LinkSettings(udp_socket="udp:test")) as (s, socket_box):
+        send(s.link, ToGateway(udp_invite("u1"), s.session))
+        sent = await socket_box.next(0)
+        assert isinstance(sent, Outbound) and sent.to == ("127.0.0.1", 5090)
+
+
+async def test_without_a_udp_socket_a_udp_request_fails_back_to_its_session() -> None:
+    async with udp_link("127.0.0.1", LinkSettings()) as (s, socket_box):
+        send(s.link, ToGateway(udp_invite("u1"), s.session))
+        failed = await s.session_box.next(0)
+        assert isinstance(failed, GatewayFailed) and "no UDP socket" in failed.reason
+        assert socket_box.got == []
+
+
+async def test_a_udp_socket_that_is_not_running_fails_the_request_back() -> None:
+    async with udp_link("127.0.0.1", LinkSettings(udp_socket="udp:elsewhere")) as (s, _):
+        send(s.link, ToGateway(udp_invite("u1"), s.session))
+        failed = await s.session_box.next(0)
+        assert isinstance(failed, GatewayFailed) and "not running" in failed.reason
+
+
+async def test_a_gateway_name_that_does_not_resolve_in_time_fails_the_request_back(
+        mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def never(*args: object, **kwargs: object) -> list[object]:  # a resolver that never answers
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(trio.socket, "getaddrinfo", never)
+    async with udp_link("gw.example.invalid", LinkSettings(udp_socket="udp:test", connect_timeout=2.0)) as (s, _):
+        mock_clock.autojump_threshold = 0
+        send(s.link, ToGateway(udp_invite("u1"), s.session))
+        failed = await s.session_box.next(0)
+        assert isinstance(failed, GatewayFailed) and "no answer within 2s" in failed.reason
+
+
+async def test_a_request_the_size_rule_sent_over_tcp_takes_the_gateways_tcp_connection() -> None:
+    async with gateway_server() as (port, listener):
+        gateway = Gateway(name="gw1", host="127.0.0.1", port=port, transport=Transport.UDP)
+        async with trio.open_nursery() as nursery:
+            link: Pid = await nursery.start(partial(GatewayLink.start_link, gateway, ConnectionSettings(), Recorder(),
+                                                    LinkSettings(udp_socket="udp:none")))
+            session: Pid = await nursery.start(Process.start_link, Mailbox().run)
+            send(link, ToGateway(invite("big"), session))  # its Via says TCP
+            peer = Peer(await listener.accept())
+            got = await peer.read()
+            assert isinstance(got, Request) and got.call_id == "big"
+            nursery.cancel_scope.cancel()

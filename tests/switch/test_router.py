@@ -25,6 +25,7 @@ from switchd.switch import (
     Router,
     RouterState,
     RouteTable,
+    RoutingFailed,
     Target,
     lookup,
     router_child_spec,
@@ -242,3 +243,37 @@ async def test_a_crashed_router_restarts_from_its_loader_and_is_found_again_by_n
 async def test_a_lookup_with_no_router_running_is_a_clear_error() -> None:
     with pytest.raises(otp.NoProcess):
         await lookup("4412")
+
+
+# --- a policy that raises ---------------------------------------------------------------------------
+
+
+class Fussy(PriorityWeight):
+    """A policy with a bug: it raises for numbers ending in 13."""
+
+    name = "fussy_test"
+
+    def order(self, candidates: Any, number: str, *, rng: random.Random, cost_of: Any) -> list[Candidate]:
+        if number.endswith("13"):
+            raise ZeroDivisionError(f"{number} / 0")
+        return super().order(candidates, number, rng=rng, cost_of=cost_of)
+
+
+async def test_a_policy_that_raises_fails_that_lookup_only_and_the_router_never_restarts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    flags = otp.SupervisorFlags(otp.Strategy.ONE_FOR_ONE, max_restarts=5, max_seconds=10.0)
+    spec = router_child_spec(TABLE, policy=Fussy, costs=cost_of, rng=random.Random(7))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(otp.Supervisor.start_link, [spec], flags, name="top"))
+        router = otp.whereis("router")
+        for _ in range(20):  # more than the supervisor's intensity, had each been a crash
+            with pytest.raises(RoutingFailed) as failed:
+                await lookup("4413")
+            assert isinstance(failed.value.error, ZeroDivisionError)
+            assert names(await lookup("4420")) == ["first", "cheap"]
+        assert otp.whereis("router") == router
+        [child] = await otp.which_children("top")
+        assert child.pid == router
+        nursery.cancel_scope.cancel()
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "routing policy" in r.getMessage()]
+    assert len(errors) == 1 and errors[0].exc_info is not None  # the first with its traceback; then counted

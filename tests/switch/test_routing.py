@@ -144,3 +144,32 @@ def test_ordering_is_a_permutation_sorted_by_priority(weights: list[tuple[int, i
     ordered = order_by_priority_weight(candidates, random.Random(seed))
     assert sorted(ordered, key=lambda c: c.gateway.name) == sorted(candidates, key=lambda c: c.gateway.name)
     assert [c.priority for c in ordered] == sorted(c.priority for c in ordered)
+
+
+# --- a number in international form: '+' then digits ----------------------------------------------
+
+PLUS_TABLE = RouteTable([
+    route("", Target(gateway=GW_C)),
+    route("44", Target(gateway=GW_A), id="uk", strip=2, prepend="0"),
+    route("+1", Target(gateway=GW_B), id="nanp-plus"),
+    route("1", Target(gateway=GW_C), id="nanp"),
+    route("1415", Target(gateway=GW_A), id="sf"),
+])
+
+
+@pytest.mark.parametrize(("number", "route_id", "sent"), [
+    ("+442079460000", "uk", "02079460000"),  # a route of digits takes the '+' form, rewrites its digits
+    ("442079460000", "uk", "02079460000"),  # exactly as it takes the digits form
+    ("+12125550100", "nanp-plus", "+12125550100"),  # '+1' and '1' are as long: the '+' route wins
+    ("12125550100", "nanp", "12125550100"),  # a '+' route never takes the digits form
+    ("+14155550199", "sf", "14155550199"),  # a longer route of digits beats a '+' route
+    ("+33123456789", "default", "+33123456789"),  # the default route sends the number as dialled
+])
+def test_a_plus_number_is_routed_as_dialled_and_by_its_digits(number: str, route_id: str, sent: str) -> None:
+    [candidate] = PLUS_TABLE.candidates(number)
+    assert (candidate.route_id, candidate.number) == (route_id, sent)
+    assert [r.id for r in PLUS_TABLE.match(number)] == [route_id]
+
+
+def test_a_plus_number_with_no_route_has_no_candidates() -> None:
+    assert RouteTable([route("44", Target(gateway=GW_A))]).candidates("+33123") == []

@@ -2,31 +2,49 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 
+import pytest
 import trio
 import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switchd.otp import Pid, send
-from switchd.sip import Request, Response, make_response, parse_message
-from switchd.switch._sip_connection import ConnectionSettings, SipConnection
-from switchd.switch._wire import Outbound
+from switchd import otp
+from switchd.otp import ChildSpec, Pid, send
+from switchd.sip import (
+    RemoteProtocolError,
+    Request,
+    Response,
+    make_response,
+    new_tag,
+    parse_message,
+    serialize,
+)
+from switchd.switch import Admission, Dispatcher
+from switchd.switch._sip_connection import ConnectionSettings, Dispatch, SipConnection, error_response
+from switchd.switch._wire import Outbound, ReplyPath
+from tests.sip._edge import frame_all
+from tests.sip._mutations import mangled
+from tests.sip.malformed_corpus import CASES, Case, answers, expected, sent
 
-from .transport_helpers import Peer, Recorder, request, response
+from .transport_helpers import HeldStart, Peer, Recorder, request, response
 
 
 @asynccontextmanager
-async def connection(settings: ConnectionSettings | None = None,
-                     recorder: Recorder | None = None) -> AsyncIterator[tuple[Peer, Recorder, Pid]]:
+async def connection(settings: ConnectionSettings | None = None, recorder: Recorder | None = None,
+                     dispatch: Dispatch | None = None) -> AsyncIterator[tuple[Peer, Recorder, Pid]]:
+    """A connection process over a memory stream; what it reads goes to `dispatch` (default: `recorder`)."""
     ours, theirs = trio.testing.memory_stream_pair()
     recorder = recorder or Recorder()
     async with trio.open_nursery() as nursery:
         pid: Pid = await nursery.start(partial(SipConnection.start_link, ours, settings or ConnectionSettings(),
-                                               recorder))
+                                               dispatch or recorder))
         yield Peer(theirs), recorder, pid
         nursery.cancel_scope.cancel()
 
@@ -201,9 +219,10 @@ async def test_a_connection_shut_down_writes_what_its_mailbox_holds_in_order_the
     ours, theirs = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
         pid: Pid = await nursery.start(partial(SipConnection.start_link, ours, ConnectionSettings(), Recorder()))
+        send(pid, "not for a connection")  # the process has not run yet: it holds the mailbox
         for cseq in (1, 2, 3):
-            send(pid, bye(f"c{cseq}", cseq))
-        assert pid._proc.mailbox_depth() == 3  # not taken yet: the shutdown comes first
+            send(pid, bye(f"c{cseq}", cseq))  # so these queue behind it, not written inline
+        assert pid._proc.mailbox_depth() == 4  # not taken yet: the shutdown comes first
         shut_down_at = trio.current_time()
         nursery.cancel_scope.cancel()  # what its supervisor does on shutdown
     assert trio.current_time() == shut_down_at  # a reading peer costs no wait for the bound
@@ -213,6 +232,36 @@ async def test_a_connection_shut_down_writes_what_its_mailbox_holds_in_order_the
         ("c1", "1 BYE"), ("c2", "2 BYE"), ("c3", "3 BYE")]
     assert await peer.read() is None  # then closed
     assert not pid._proc.alive
+
+
+async def test_an_outbound_message_is_written_by_its_sender_without_waiting_for_the_connection() -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        pid: Pid = await nursery.start(partial(SipConnection.start_link, ours, ConnectionSettings(), Recorder()))
+        await trio.testing.wait_all_tasks_blocked()
+        send(pid, bye("c1", 1))
+        assert pid._proc.mailbox_depth() == 0  # taken by the inline handler, in this task
+        send(pid, bye("c2", 2))
+        peer = Peer(theirs)
+        got = [await peer.read() for _ in range(2)]
+        assert [m.call_id for m in got if isinstance(m, Request)] == ["c1", "c2"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_message_to_a_socket_the_peer_reads_is_in_the_socket_when_send_returns() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        peer = socket.create_connection(server.getsockname())
+        mine, _ = server.accept()
+    peer.setblocking(False)
+    with peer:
+        async with trio.open_nursery() as nursery:
+            stream = trio.SocketStream(trio.socket.from_stdlib_socket(mine))
+            pid: Pid = await nursery.start(partial(SipConnection.start_link, stream, ConnectionSettings(), Recorder()))
+            await trio.testing.wait_all_tasks_blocked()
+            send(pid, bye("c1", 1))
+            # no checkpoint since: written to the socket by this task, not by the connection's writer
+            assert peer.recv(65_536).startswith(b"BYE sip:")
+            nursery.cancel_scope.cancel()
 
 
 async def test_a_peer_that_does_not_read_holds_the_shutdown_no_longer_than_shutdown_flush(
@@ -226,3 +275,179 @@ async def test_a_peer_that_does_not_read_holds_the_shutdown_no_longer_than_shutd
         nursery.cancel_scope.cancel()
     assert trio.current_time() - shut_down_at == 0.25
     assert not pid._proc.alive
+
+
+# --- the edge: bad text is answered, never echoed, and never takes the connection down --------------
+
+
+@dataclass
+class Answering(Recorder):
+    """A dispatcher that answers every request 200 (as the node answers OPTIONS), and raises for "boom"."""
+
+    async def __call__(self, message: Request | Response, conn: Pid, received_at: float, source: str = "") -> None:
+        if message.call_id.startswith("boom"):
+            raise RuntimeError("a bug in dispatch")
+        await super().__call__(message, conn, received_at, source)
+        if isinstance(message, Request):
+            to_tag = None if message.to.tag else new_tag()
+            send(conn, Outbound(make_response(message, 200, to_tag=to_tag)))
+
+
+async def raw_answers(peer: Peer, count: int) -> list[dict[str, str]]:
+    """The next `count` answers (no bodies) as written, read without a parser: an answer to a bad
+    request may lack the very header that was bad, which a strict parser would refuse."""
+    data = b""
+    while data.count(b"\r\n\r\n") < count:
+        data += await peer.read_raw(1)
+    answers = []
+    for head in data.split(b"\r\n\r\n")[:count]:
+        start, *lines = head.decode().split("\r\n")
+        answers.append({"": start, **dict(line.split(": ", 1) for line in lines)})
+    return answers
+
+
+@pytest.mark.parametrize("bad", [b"\r", b"\n", b"\x00", b"\x1b"])
+async def test_a_control_character_in_a_value_is_a_400_that_does_not_echo_it_and_the_connection_goes_on(
+        bad: bytes) -> None:
+    data = request("OPTIONS", call_id="bad-1").replace(b";tag=from-1", b";tag=from" + bad + b"1")
+    async with connection(recorder=Answering()) as (peer, recorder, _):
+        await peer.send(data + request("OPTIONS", call_id="good-1"))
+        answer, good = await raw_answers(peer, 2)
+        assert answer[""] == "SIP/2.0 400 Bad Header"
+        assert answer["Call-ID"] == "bad-1" and "From" not in answer  # the bad value is left out
+        assert (good[""], good["Call-ID"]) == ("SIP/2.0 200 OK", "good-1")
+        assert [m.call_id for m in await recorder.wait_for(1)] == ["good-1"]
+
+
+async def test_a_call_id_that_is_not_utf8_is_a_400_without_the_call_id_and_the_connection_goes_on() -> None:
+    data = request("INVITE", call_id="bad-X").replace(b"bad-X", b"bad-\xff")
+    async with connection(recorder=Answering()) as (peer, _, _):
+        await peer.send(data + request("OPTIONS", call_id="good-1"))
+        answer, good = await raw_answers(peer, 2)
+        assert answer[""] == "SIP/2.0 400 Invalid UTF-8"
+        assert "Call-ID" not in answer and answer["CSeq"] == "1 INVITE"
+        assert good["Call-ID"] == "good-1"
+
+
+async def test_a_request_whose_only_via_is_not_clean_is_not_answered_and_the_connection_goes_on() -> None:
+    data = request("OPTIONS", call_id="bad-1", branch="z9hG4bK-\x01")
+    async with connection(recorder=Answering()) as (peer, _, _):
+        await peer.send(data + request("OPTIONS", call_id="good-1"))
+        answer = await peer.read()
+        assert isinstance(answer, Response) and answer.call_id == "good-1"
+
+
+async def test_a_bug_in_dispatch_costs_only_its_message_a_500_and_one_log_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async with connection(recorder=Answering()) as (peer, _, _):
+        await peer.send(request("INVITE", call_id="boom-1") + request("OPTIONS", call_id="good-1"))
+        answer = await peer.read()
+        assert isinstance(answer, Response) and (answer.status, answer.call_id) == (500, "boom-1")
+        good = await peer.read()
+        assert isinstance(good, Response) and (good.status, good.call_id) == (200, "good-1")
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert getattr(record, "call_id", None) == "boom-1" and "a bug in dispatch" in record.getMessage()
+
+
+async def test_a_bug_in_dispatch_of_an_ack_or_a_response_is_logged_and_not_answered(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async with connection(recorder=Answering()) as (peer, _, _):
+        await peer.send(request("ACK", call_id="boom-ack", to_tag="t") + response(200, "boom-resp")
+                        + request("OPTIONS", call_id="good-1"))
+        answer = await peer.read()
+        assert isinstance(answer, Response) and answer.call_id == "good-1"
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 2
+
+
+async def test_an_endless_header_line_gets_400_from_the_lines_before_it_then_the_close() -> None:
+    settings = ConnectionSettings(max_line_length=200)
+    head = request("INVITE", call_id="long-1").split(b"Contact:")[0]
+    async with connection(settings) as (peer, recorder, _):
+        await peer.send(head + b"Subject: " + b"x" * 300)
+        answer = await peer.read()
+        assert isinstance(answer, Response) and (answer.status, answer.reason) == (400, "Line Too Long")
+        assert answer.call_id == "long-1" and answer.headers.get("CSeq") == "1 INVITE"
+        assert await peer.read() is None
+        assert recorder.seen == []
+
+
+def _partial(data: bytes) -> Request:
+    try:
+        parse_message(data)
+    except RemoteProtocolError as exc:
+        assert isinstance(exc.partial, Request)
+        return exc.partial
+    raise AssertionError("parsed")
+
+
+def test_error_response_copies_only_clean_headers_and_needs_a_clean_via() -> None:
+    partial = _partial(request("OPTIONS", call_id="bad-X").replace(b"bad-X", b"bad-\xff"))
+    answer = error_response(partial, 400, "Invalid UTF-8")
+    assert answer is not None and "Call-ID" not in answer.headers and answer.headers.get("CSeq") == "1 OPTIONS"
+    serialize(answer)
+    assert error_response(_partial(request("OPTIONS", branch="z9hG4bK\x00")), 400, "Bad Header") is None
+    no_via = _partial(request("OPTIONS", extra="X: \x01\r\n").replace(b"Via: SIP/2.0/TCP", b"X-Via: SIP/2.0/TCP"))
+    assert error_response(no_via, 400, "Bad Header") is None
+
+
+# --- the malformed corpus through a connection process and the real Dispatcher -----------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+async def test_each_corpus_case_gets_the_answer_the_manifest_gives(autojump_clock: trio.testing.MockClock,
+                                                                   case: Case) -> None:
+    started: list[Request] = []
+
+    def session_spec(invite: Request, conn: ReplyPath, at: float, account: object = None) -> ChildSpec:
+        started.append(invite)
+        raise AssertionError(f"a call was started for corpus case {case.name}")
+
+    dispatcher = Dispatcher(session_spec=session_spec, admission=Admission())
+    async with connection(recorder=None, dispatch=dispatcher) as (peer, _, _):
+        await peer.send(sent(case))
+        data, closed = b"", False
+        with trio.fail_after(10):
+            while not closed and answers(data, False)[-1:] != [f"200 after-{case.name}"]:
+                try:
+                    chunk = await peer.stream.receive_some(65_536)
+                except trio.BrokenResourceError:
+                    chunk = b""
+                closed = not chunk
+                data += chunk
+        assert answers(data, closed) == expected(case)
+    assert started == []
+
+
+@settings(max_examples=1000, deadline=None)
+@given(mangled())
+def test_error_response_never_raises_and_what_it_builds_serialises_clean(data: bytes) -> None:
+    for error in frame_all(data)[1]:
+        partial = error.partial
+        if not isinstance(partial, Request):
+            continue
+        answer = error_response(partial, error.status_hint, error.reason)
+        if answer is not None:
+            wire = serialize(answer)
+            wire.decode("utf-8")  # strict: nothing that was not UTF-8 is echoed
+            head = wire.split(b"\r\n\r\n")[0]
+            assert not set(head.replace(b"\r\n", b"")) & set(range(0x20)) - {0x09}
+
+
+# --- overload: a refusal is never queued behind another call's session start ------------------------
+
+
+async def test_an_invite_admission_refuses_is_answered_503_while_an_admitted_ones_session_still_starts() -> None:
+    held = HeldStart()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(otp.DynamicSupervisor.start_link, name="calls"))
+        async with connection(dispatch=held.dispatcher) as (peer, _, _):
+            await peer.send(request("INVITE", call_id="admitted") + request("INVITE", call_id="refused")
+                            + request("CANCEL", call_id="admitted"))
+            with trio.fail_after(10):  # a guard: the 503 comes while the first start is held
+                answer = await peer.read()
+            assert isinstance(answer, Response) and (answer.status, answer.call_id) == (503, "refused")
+            assert answer.headers.get("Retry-After") is not None
+            assert held.admission.statistics().refused_rate == 1
+            assert held.got == []  # the CANCEL waits for its call's session
+            assert await held.release_and_receive() == ["CANCEL"]  # (its INVITE: in the spec)
+        nursery.cancel_scope.cancel()

@@ -9,7 +9,8 @@ import pytest
 import trio
 
 from switchd.otp import NoProcess, Pid, whereis, which_children
-from switchd.switch import Gateway
+from switchd.sip import Request, Response
+from switchd.switch import Gateway, UdpPeer, udp_bound, udp_socket_name
 from switchd.switch._sip_connection import ConnectionSettings
 from switchd.switch._sip_service import sip_service_spec, update_gateway_links
 
@@ -32,7 +33,7 @@ async def sip_service(gateways: list[Gateway]) -> AsyncIterator[Recorder]:
 
 async def test_connections_and_gateway_links_start_before_the_listener() -> None:
     async with sip_service([GW1, GW2]):
-        assert [c.id for c in await which_children("sip")] == ["connections", "gateways", "listener"]
+        assert [c.id for c in await which_children("sip")] == ["connections", "gateways", "contacts", "listener"]
         assert [c.id for c in await which_children("gateways")] == ["gateway:gw1", "gateway:gw2"]
 
 
@@ -57,3 +58,24 @@ async def test_an_unchanged_gateway_keeps_its_link() -> None:
 async def test_updating_links_without_a_running_sip_service_raises_no_process() -> None:
     with pytest.raises(NoProcess, match="gateways"):
         await update_gateway_links([], [GW1], ConnectionSettings(), Recorder())
+
+
+async def test_udp_sockets_start_after_the_connections_and_before_the_gateway_links() -> None:
+    spec = sip_service_spec("127.0.0.1", 0, [GW1], ConnectionSettings(), Recorder(), udp=[("127.0.0.1", 0)],
+                            udp_dispatch=UdpRecorder())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(spec.start)
+        children = [c.id for c in await which_children("sip")]
+        assert children == ["connections", udp_socket_name("127.0.0.1:0"), "gateways", "contacts", "listener"]
+        assert (await udp_bound(udp_socket_name("127.0.0.1:0"))).startswith("127.0.0.1:")
+        nursery.cancel_scope.cancel()
+
+
+def test_udp_addresses_without_a_dispatcher_for_them_are_refused() -> None:
+    with pytest.raises(ValueError, match="udp_dispatch"):
+        sip_service_spec("127.0.0.1", 0, [], ConnectionSettings(), Recorder(), udp=[("127.0.0.1", 0)])
+
+
+class UdpRecorder:
+    async def __call__(self, message: Request | Response, peer: UdpPeer, received_at: float, source: str) -> None:
+        pass

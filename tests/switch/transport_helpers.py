@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 import trio
 
-from switchd.otp import Pid
+from switchd import otp
+from switchd.otp import ChildSpec, Pid
 from switchd.sip import Connection, ConnectionClosed, NeedData, Request, Response
+from switchd.switch import Admission, Dispatcher, ReplyPath, a_leg_name
 
 
 def request(method: str = "INVITE", call_id: str = "call-1", *, to_tag: str | None = None, cseq: int = 1,
@@ -48,10 +50,12 @@ class Recorder:
     """A dispatcher that records what it is handed, in order."""
 
     seen: list[tuple[Request | Response, Pid, float]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # the source address each came from, in order
     arrived: trio.Event = field(default_factory=trio.Event)
 
-    async def __call__(self, message: Request | Response, conn: Pid, received_at: float) -> None:
+    async def __call__(self, message: Request | Response, conn: Pid, received_at: float, source: str) -> None:
         self.seen.append((message, conn, received_at))
+        self.sources.append(source)
         self.arrived.set()
         self.arrived = trio.Event()
 
@@ -103,3 +107,35 @@ class Peer:
                 return True
             if not data:
                 return True
+
+
+class HeldStart:
+    """A Dispatcher whose admission lets the first INVITE in and refuses the next, and whose admitted
+    session's start waits until `release_and_receive`: for "a refusal is never queued behind another
+    call's session start", over TCP and UDP alike."""
+
+    def __init__(self) -> None:
+        self.release, self.reached = trio.Event(), trio.Event()
+        self.got: list[object] = []  # what the admitted call's session received once it ran
+        self.admission = Admission(cps=0.001, burst=1)
+        self.dispatcher = Dispatcher(session_spec=self._spec, admission=self.admission)
+
+    def _spec(self, invite: Request, conn: ReplyPath, at: float, account: object = None) -> ChildSpec:
+        return ChildSpec(id=f"call {invite.call_id}", start=self._session)
+
+    async def _session(self, *, task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.release.wait()  # the session's start takes as long as the test says
+
+        async def run() -> None:
+            while True:
+                self.got.append(await otp.receive())
+                self.reached.set()
+
+        await otp.Process.start_link(run, name=a_leg_name("admitted"), task_status=task_status)
+
+    async def release_and_receive(self) -> list[str]:
+        """Let the start finish; the methods of the requests its session then received."""
+        self.release.set()
+        with trio.fail_after(10):
+            await self.reached.wait()
+        return [m.message.method for m in self.got]  # type: ignore[attr-defined]
