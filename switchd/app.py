@@ -5,40 +5,61 @@ switchd                 Supervisor (root), one_for_one, 5 restarts in 10 s
 ├── events              EventManager                      PERMANENT
 ├── billing             BillingStore (GenServer)          PERMANENT, 10 s to flush on shutdown
 ├── router              Router (GenServer)                PERMANENT, restarts with the last good table
+├── location            Supervisor, rest_for_one (see switchd.switch._registrar)
+│   ├── registrar_db    RegistrarDb (GenServer)           the database side: accounts, bindings
+│   └── registrar       Registrar (GenServer)             accounts and bindings in memory
 ├── calls               DynamicSupervisor, max_children = limits.max_calls
 │   └── call:<id> …     CallSession (StateMachine)        TEMPORARY
 ├── sip                 Supervisor, one_for_one (see switchd.switch._sip_service)
 │   ├── connections     DynamicSupervisor of SipConnection  TEMPORARY
+│   ├── udp:<address> … UdpSocket, one per sip.listen_udp   PERMANENT
 │   ├── gateways        Supervisor of GatewayLink           PERMANENT
+│   ├── contacts        DynamicSupervisor of GatewayLink    TRANSIENT, to registered phones being called
 │   └── listener        the TCP listener                    PERMANENT
-├── reloader            waits for SIGHUP; reloads routes and rates   PERMANENT
-└── (api)               the HTTP API — issue 7, not built yet: its slot is marked below
+├── registrations       Supervisor, one_for_one (see switchd.switch._trunk)
+│   └── trunk:<gw> …    OutboundRegistration (GenServer)  PERMANENT, one per gateway with a registration
+├── reloader            Reloader (GenServer): SIGHUP / reload()      PERMANENT
+└── api                 Supervisor: the HTTP API, metrics, SIP trace  PERMANENT (see switchd.api)
 ```
 
-Why one_for_one at the root, and why it keeps calls up: every session reaches events, billing
-and router by registered name on each use, never by a pid it kept, so when one of them crashes
+The registrar starts before calls (a call to a user finds it) and after the router; the dispatcher
+reaches it by name too (accounts for the digest check, REGISTERs). Its accounts back the digest
+check of REGISTER and of challenged INVITEs: it runs whenever either is on. The outbound
+registrations start after sip (they send through the gateway links) and so stop before it: the
+un-REGISTER each sends at shutdown still finds its link up.
+
+Why one_for_one at the root, and why it keeps calls up: every session reaches events, billing,
+router and registrar by registered name on each use, never by a pid it kept, so when one of them crashes
 and is restarted the next use finds the new process; nothing else had to restart with it. With
 rest_for_one a billing crash would restart router, calls and sip after it — every call in flight
 would end; with one_for_all, every crash would. A crashed session is TEMPORARY under ``calls``:
-it is not restarted (its dialogs are gone; its terminate sent BYE and closed the CDR as FAILED),
+it is not restarted (its dialogs are gone; its terminate sent BYE and closed the CDR, cause crash),
 and its exit never counts toward the restart intensity, so a bug that crashes many calls cannot
 take the node down. See docs/otp.md, "The switchd application tree".
 
-Stopping (SIGTERM / SIGINT): `prep_stop` sets the node draining (new INVITEs get 503 with
-Retry-After), waits for the calls in flight to end by themselves up to ``timers.drain_timeout``,
-then stops the rest — all at once, so their CDR closes share the billing store's batches; each
-session's terminate sends BYE on both legs and closes its CDR — and only then is the tree shut
-down, in reverse start order, with the SIP connections still up while the BYEs go out. A second
-signal cuts the drain short: the tree stops at once (open CDRs are closed as `recovered` at the
-next start).
+Stopping (SIGTERM / SIGINT): `prep_stop` is `switchd.switch.drain_node`: the node refuses new
+INVITEs (503 with Retry-After), waits for the calls in flight to end by themselves up to
+``timers.drain_timeout``, then stops the rest — all at once, so their CDR closes share the billing
+store's batches; each session's terminate sends BYE on both legs and closes its CDR — and only
+then is the tree shut down, in reverse start order, with the SIP connections still up while the
+BYEs go out. A second signal cuts the drain short: the tree stops at once, each session still
+running its terminate (CDR closed, cause shutdown) within its shutdown timeout, but without
+waiting for the gateways' answers (see docs/operations.md, "Stopping").
+
+This module is the tree's wiring and the daemon's start: the translation of the configuration
+into each component's settings is `switchd.config.Config`'s (`call_settings`, `admission`,
+`billing_store` ...), the drain and the Reloader are `switchd.switch`'s. What a reload does to
+this tree is `reload_config`; what must hold before anything is created is `check_start`.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
-import signal
-import threading
+import socket
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -46,60 +67,67 @@ from pathlib import Path
 
 import trio
 
+from switchd import __version__
+from switchd.api import ApiSettings, NodeView, api_spec
 from switchd.billing import (
+    AccountInfo,
     BillingError,
-    BillingStoreConfig,
+    CdrQueue,
     MigrationError,
-    NumberingPlan,
+    NodeClaim,
+    NodeClaimed,
+    RateDeck,
+    StoreUnavailable,
     billing_child_spec,
+    claim_node,
     open_engine,
     read_deck_file,
-    reload_rates,
+    set_rates,
     upgrade,
 )
-from switchd.config import Config, ConfigError, reload_routes
+from switchd.config import Address, Config, ConfigError, reload_routes
 from switchd.otp import (
     Application,
-    Caller,
     ChildSpec,
     ChildType,
-    Down,
     DynamicSupervisor,
     EventManager,
-    MonitorRef,
-    NoProcess,
-    NotABehaviour,
     OTPError,
     Pid,
-    Process,
-    ReceiveTimeout,
     Strategy,
     SupervisorFlags,
-    call,
-    monitor,
-    receive,
     run_async,
-    self_pid,
-    send,
-    stop,
-    terminate_child,
-    which_children,
 )
-from switchd.sip import TimerConfig
 from switchd.switch import (
+    CALLS,
+    AccountsUnavailable,
     Admission,
-    CallSettings,
     ConnectionSettings,
+    ConnectionTable,
     CostFn,
     Dispatcher,
     Gateway,
+    LinkSettings,
+    ReloadResult,
     RouteTable,
-    call_session_spec,
+    UdpCounters,
+    account,
+    call_session_specs,
+    contact_link_spec,
     costs_from_rates,
+    drain_node,
+    is_inherited,
+    location_spec,
+    registrations_spec,
+    reload,
+    reload_accounts,
+    reloader_child_spec,
     router_child_spec,
     sip_service_spec,
     swap_table,
+    udp_socket_name,
     update_gateway_links,
+    update_registrations,
 )
 
 log = logging.getLogger(__name__)
@@ -107,78 +135,133 @@ log = logging.getLogger(__name__)
 NAME = "switchd"
 """The application's name, under which the root supervisor registers."""
 
-CALLS = "calls"
+
+class StartError(Exception):
+    """The node cannot start; the message is one line naming the configuration key or the address.
+
+    Raised by `check_start` before anything exists (no database, no directory, no socket kept).
+    """
 
 
 @dataclass(slots=True)
 class Runtime:
     """What the running tree shares beyond registered names: made by `build_app`, one per node.
 
-    ``table`` and ``gateways`` are the routes last accepted (at start or by a reload): a restarted
-    Router starts from them, so a crash never brings back an older table, nor reads a file that a
-    later edit broke.
+    ``table``, ``gateways`` and ``deck`` are the routes and rates last accepted (at start or by a
+    reload): a restarted Router or BillingStore starts from them, so a crash never brings back an
+    older table or deck, nor reads a file that a later edit broke.
     """
 
     config: Config
-    admission: Admission
+    admission: Admission  # drain, call limits, and the node's rejection counts (`admission.rejections`)
+    connections: ConnectionTable  # accepted connections: limits, shedding, their counts
+    cdrs: CdrQueue  # the CDR steps of every call, until the BillingStore has made them durable
     conn_settings: ConnectionSettings
     dispatcher: Dispatcher
     table: RouteTable
     gateways: tuple[Gateway, ...]
+    deck: RateDeck | None = None
+    udp: UdpCounters = field(default_factory=UdpCounters)  # the UDP sockets' counts (UdpStats)
+    link_settings: LinkSettings = field(default_factory=LinkSettings)
     reloads: int = 0
     reload_lock: trio.Lock = field(default_factory=trio.Lock)
+
+
+# --- before anything is created ------------------------------------------------------------------
+
+
+def check_start(config: Config) -> RateDeck | None:
+    """What must hold before the node creates anything; returns the rate deck, read once for the run.
+
+    Checks that ``sip.listen`` can be bound now (a busy port is named, rather than found by the
+    listener after the database was created and migrated) and reads ``billing.rate_deck`` (a bad
+    deck is named with its file and line). Raises StartError. Blocking: call it from a thread or
+    before the event loop.
+    """
+    check_listen("sip.listen", config.sip.listen)
+    path = config.billing.rate_deck
+    if path is None:
+        if config.routing.policy == "least_cost":
+            log.warning("routing.policy is least_cost but billing.rate_deck is not set: without prices, "
+                        "gateways are ordered by priority and weight")
+        return None
+    try:
+        return read_deck_file(path, plan=config.billing.default_rate_plan, currency=config.billing.currency)
+    except BillingError as exc:
+        raise StartError(f"billing.rate_deck: {exc}") from None
+
+
+def check_listen(key: str, address: Address) -> None:
+    """Raise StartError naming `key` and `address` unless a TCP listener could bind it now.
+
+    Binds and closes a socket with the options trio's listeners use (SO_REUSEADDR; v6-only for
+    IPv6), so a port another process listens on is refused here and a port in TIME_WAIT is not.
+    """
+    if is_inherited("tcp", address.host, address.port):
+        return  # a worker's: its supervisor bound the address for it (switchd.workers)
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartError(f"{key} = {address}: cannot resolve {address.host!r}: {exc.strerror}") from None
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                raise StartError(f"{key} = {address}: cannot listen there: {exc.strerror or exc}") from None
 
 
 # --- building the tree -----------------------------------------------------------------------------
 
 
-def call_settings(config: Config) -> CallSettings:
-    """The CallSettings every session of this node shares, from `config`."""
-    return CallSettings(
-        node=config.node, local_address=str(config.sip.listen),
-        timers=TimerConfig(t1=config.timers.t1, t2=config.timers.t2, t4=config.timers.t4),
-        no_answer=config.timers.no_answer, max_call_duration=config.timers.max_call_duration,
-    )
-
-
-def billing_config(config: Config) -> BillingStoreConfig:
-    """The BillingStoreConfig of this node, from `config`."""
-    b = config.billing
-    return BillingStoreConfig(
-        url=config.database.url, node=config.node, spool_dir=b.spool, default_plan=b.default_rate_plan,
-        numbering=NumberingPlan(country_code=b.country_code, international_prefix=b.international_prefix,
-                                trunk_prefix=b.trunk_prefix, national_digits=b.national_digits),
-        rate_deck=b.rate_deck, deck_currency=b.currency,
-    )
-
-
-def build_app(config: Config) -> Application:
+def build_app(config: Config, *, deck: RateDeck | None = None) -> Application:
     """The switchd Application for `config` (see the module docstring for the tree and why).
 
-    Nothing starts here: run it with ``await switchd.otp.run_async(app)`` (or `serve`), or start
-    ``app.children`` under a Supervisor of your own in a test. ``app.config`` is the `Runtime`
-    (its ``admission`` shows the drain; its ``config`` is `config`).
+    `deck` is ``billing.rate_deck`` as `check_start` read it; None with a deck configured reads
+    it here. Nothing starts here: run it with ``await switchd.otp.run_async(app)`` (or `serve`),
+    or start ``app.children`` under a Supervisor of your own in a test. ``app.config`` is the
+    `Runtime` (its ``admission`` shows the drain; its ``config`` is `config`).
     """
-    sip = config.sip
-    conn_settings = ConnectionSettings(max_message_size=sip.max_message_size, max_headers=sip.max_headers,
-                                       max_line_length=sip.max_line_length, max_vias=sip.max_vias,
-                                       send_queue_size=sip.send_queue_size)
-    admission = Admission(drain_retry_after=max(config.timers.drain_timeout, 1.0))
-    settings = call_settings(config)
-    dispatcher = Dispatcher(session_spec=lambda invite, conn, at: call_session_spec(invite, conn, at, settings),
-                            admission=admission, calls=CALLS)
+    if deck is None and config.billing.rate_deck is not None:
+        deck = read_deck_file(config.billing.rate_deck, plan=config.billing.default_rate_plan,
+                              currency=config.billing.currency)
+    conn_settings = config.sip.connection_settings()
+    admission = config.admission()
+    connections = config.sip.connection_table(admission.rejections)
+    cdrs = CdrQueue()  # outlives any one BillingStore: a restarted store finds the steps still here
+    acl = config.acl_lists()
+    dispatcher = Dispatcher(session_spec=call_session_specs(config.call_settings(cdrs)), admission=admission,
+                            calls=CALLS, acl=acl, authenticator=config.authenticator(_account),
+                            challenge_calls=config.challenges_calls(), registrar=config.registrar.enabled)
+    if not config.challenges_calls():
+        log.info("new calls are not challenged: %s", "auth.enabled is false" if config.auth.enabled is False
+                 else "no sip.domain and no acl.trusted (set either, or auth.enabled = true)")
     gateways = _all_gateways(config.routing.gateways, config.routing.table)
-    runtime = Runtime(config, admission, conn_settings, dispatcher, config.routing.table, gateways)
+    sip = config.sip
+    udp = sip.listen_udp
+    # UDP B-legs leave from the first UDP address: the one CallSettings.udp_address names in their Via.
+    link_settings = LinkSettings(udp_socket=udp_socket_name(str(udp[0])) if udp else None)
+    contact_link = partial(contact_link_spec, conn_settings=conn_settings, dispatch=dispatcher,
+                           link_settings=link_settings)
+    runtime = Runtime(config, admission, connections, cdrs, conn_settings, dispatcher, config.routing.table,
+                      gateways, deck, UdpCounters(rejections=admission.rejections), link_settings)
     children = [
         ChildSpec(id="events", start=partial(EventManager.start_link, name="events")),
-        billing_child_spec(billing_config(config)),
-        router_child_spec(lambda: runtime.table, policy=config.routing.policy, costs=_costs(config)),
+        billing_child_spec(lambda: config.billing_store(runtime.deck), queue=cdrs),
+        router_child_spec(lambda: runtime.table, policy=config.routing.policy, costs=_costs(deck)),
+        location_spec(config.registrar_settings(acl, contact_link)),
         ChildSpec(id=CALLS, start=partial(DynamicSupervisor.start_link, max_children=config.limits.max_calls,
                                           name=CALLS),
                   type=ChildType.SUPERVISOR, shutdown=math.inf),
-        sip_service_spec(sip.listen.host, sip.listen.port, gateways, conn_settings, dispatcher),
-        ChildSpec(id="reloader", start=partial(Reloader.start_link, runtime), shutdown=1.0),
-        # api: the HTTP management and billing API (issue 7) goes here, last — it only reads the tree.
+        sip_service_spec(sip.listen.host, sip.listen.port, gateways, conn_settings, dispatcher, link_settings,
+                         table=connections, udp=[(a.host, a.port) for a in udp], udp_dispatch=dispatcher,
+                         udp_settings=sip.udp_settings(config.timers.sip_timers()), udp_counters=runtime.udp),
+        registrations_spec(gateways, config.trunk_settings()),
+        reloader_child_spec(partial(reload_config, runtime)),
+        api_spec(api_settings(config), node_view(runtime)),  # last: it only reads the tree
     ]
     return Application(
         name=NAME, children=children,
@@ -190,6 +273,15 @@ def build_app(config: Config) -> Application:
     )
 
 
+async def _prep_stop(runtime: Runtime, app: Application) -> None:
+    await drain_node(runtime.admission, runtime.config.timers.drain_timeout)
+
+
+async def _account(username: str) -> AccountInfo | None:
+    """The digest check's account lookup: the registrar's accounts (in memory)."""
+    return await account(username)
+
+
 def _all_gateways(configured: tuple[Gateway, ...], table: RouteTable) -> tuple[Gateway, ...]:
     by_name = {gw.name: gw for gw in configured}
     for gw in table.gateways:
@@ -197,117 +289,47 @@ def _all_gateways(configured: tuple[Gateway, ...], table: RouteTable) -> tuple[G
     return tuple(by_name.values())
 
 
-def _costs(config: Config) -> CostFn | None:
-    """Prices per minute from the configured rate deck, for the least_cost policy; None without one."""
-    path = config.billing.rate_deck
-    if path is None:
-        return None
-    try:
-        deck = read_deck_file(path, plan=config.billing.default_rate_plan, currency=config.billing.currency)
-    except BillingError as exc:
-        log.warning("least_cost routing without prices: %s", exc)
+def _costs(deck: RateDeck | None) -> CostFn | None:
+    """Prices per minute from the rate deck, for the least_cost policy; None without a deck."""
+    if deck is None:
         return None
     prices: dict[str, Decimal] = {t.prefix: t.price_per_minute for t in deck.tariffs}
     return costs_from_rates({deck.plan: prices}, default_plan=deck.plan)
 
 
-# --- stopping: the drain ---------------------------------------------------------------------------
+# --- the HTTP API ----------------------------------------------------------------------------------
 
 
-async def _prep_stop(runtime: Runtime, app: Application) -> None:
-    runtime.admission.begin_drain()
-    ended = await drain_calls(runtime.config.timers.drain_timeout)
-    log.info("drain finished: %d call(s) ended by the switch", ended, extra={"ended": ended})
+def api_settings(config: Config) -> ApiSettings:
+    """The ApiSettings of this node, from `config` ([api])."""
+    api = config.api
+    return ApiSettings(host=api.listen.host, port=api.listen.port, token=api.token, chaos=api.chaos,
+                       trace_calls=api.trace_calls, trace_messages=api.trace_messages)
 
 
-async def drain_calls(timeout: float, *, calls: str = CALLS, cleanup_timeout: float = 10.0) -> int:
-    """Wait up to `timeout` seconds for every call under `calls` to end, then end the rest.
-
-    Calls that start meanwhile are waited for too (admission should be draining already). The
-    rest are stopped all at once with reason "shutdown" (their terminate hangs up and closes the
-    CDR), each within `cleanup_timeout`. Returns how many calls were ended that way.
-    """
-    ended: list[int] = []
-    async with trio.open_nursery() as nursery:
-        await nursery.start(Process.start_link, partial(_drain, calls, timeout, cleanup_timeout, ended))
-    return ended[0] if ended else 0
+def node_view(runtime: Runtime) -> NodeView:
+    """What the API reads of this node (its state objects) and may start (a reload)."""
+    config = runtime.config
+    return NodeView(node=config.node, version=__version__, admission=runtime.admission,
+                    connections=runtime.connections, cdrs=runtime.cdrs, tap=runtime.conn_settings.tap,
+                    database_url=config.database.url, reload=reload, reloads=lambda: runtime.reloads,
+                    default_plan=config.billing.default_rate_plan, currency=config.billing.currency,
+                    root=NAME, calls=CALLS)
 
 
-async def _drain(calls: str, timeout: float, cleanup_timeout: float, ended: list[int]) -> None:
-    deadline = trio.current_time() + timeout
-    watched: dict[MonitorRef, Pid] = {}
-    if await _watch_children(calls, watched):
-        log.info("draining %d call(s), up to %gs", len(watched), timeout, extra={"calls": len(watched)})
-    while watched:
-        try:
-            down = await receive(timeout=max(0.0, deadline - trio.current_time()),
-                                 match=lambda m: type(m) is Down)
-        except ReceiveTimeout:
-            break
-        assert isinstance(down, Down)
-        watched.pop(down.ref, None)
-        if not watched:
-            await _watch_children(calls, watched)  # calls that started while we waited
-    remaining = list(watched.values())
-    if remaining:
-        log.warning("drain timeout: ending %d call(s) in flight", len(remaining), extra={"calls": len(remaining)})
-        async with trio.open_nursery() as nursery:
-            for pid in remaining:
-                nursery.start_soon(_end_call, calls, pid, cleanup_timeout)
-    ended.append(len(remaining))
-
-
-async def _watch_children(calls: str, watched: dict[MonitorRef, Pid]) -> int:
-    try:
-        children = await which_children(calls)
-    except NoProcess:
-        return 0
-    for child in children:
-        if child.pid is not None:
-            watched[monitor(child.pid)] = child.pid
-    return len(watched)
-
-
-async def _end_call(calls: str, pid: Pid, cleanup_timeout: float) -> None:
-    try:
-        await stop(pid, "shutdown", timeout=cleanup_timeout)
-    except NotABehaviour:
-        await terminate_child(calls, pid)
-    except OTPError as exc:  # it ended by itself meanwhile (NoProcess), or its cleanup overran
-        log.debug("ending call %s: %s", pid, exc)
-
-
-# --- SIGHUP: reload --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadResult:
-    """What a reload did: `ok` False means nothing changed and `error` says why."""
-
-    ok: bool
-    routes: int = 0
-    rates: int | None = None  # tariffs loaded; None: no rate deck configured
-    gateways: tuple[str, ...] = ()  # gateway links started or replaced
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reload:
-    """Request to the reloader: reload routes and rates now (what SIGHUP does)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Hangup:
-    pass
+# --- SIGHUP: what a reload does to this tree --------------------------------------------------------
 
 
 async def reload_config(runtime: Runtime) -> ReloadResult:
-    """Re-read routes and rates, validate them, and swap them in; an invalid file changes nothing.
+    """Re-read routes, rates and accounts, validate them, and swap them in; an invalid file changes nothing.
 
     Order: the routes are read and validated first (nothing touched yet); then the rate deck is
-    reloaded by the billing store (which validates it and keeps the old deck when it is bad — and
-    then the routes are not swapped either); then links are started for new gateways; then the
-    Router swaps table and costs in one message. Calls in flight keep the routes they got.
+    read (once) and handed to the billing store (which keeps the old deck when it cannot store
+    the new one — and then the routes are not swapped either); then links are started for new
+    gateways, and registrations for gateways whose `registration` is new, changed or gone
+    (`update_registrations`); then the Router swaps table and costs in one message; then the
+    registrar reads the accounts again. Calls in flight keep the routes they got. The Reloader
+    (`switchd.switch.Reloader`) runs this on SIGHUP and `reload()`.
     """
     config = runtime.config
     async with runtime.reload_lock:
@@ -317,69 +339,43 @@ async def reload_config(runtime: Runtime) -> ReloadResult:
             log.error("reload refused, nothing changed: %s", exc)
             return ReloadResult(False, error=str(exc))
         rates: int | None = None
-        costs: CostFn | None = None
+        deck = runtime.deck
         if config.billing.rate_deck is not None:
             try:
-                rates = await reload_rates(config.billing.rate_deck, plan=config.billing.default_rate_plan,
-                                           currency=config.billing.currency)
+                deck = await trio.to_thread.run_sync(partial(
+                    read_deck_file, config.billing.rate_deck, plan=config.billing.default_rate_plan,
+                    currency=config.billing.currency))
+                rates = await set_rates(deck)
             except (BillingError, OTPError) as exc:
                 log.error("reload refused, nothing changed: rates: %s", exc)
                 return ReloadResult(False, error=f"rates: {exc}")
-            costs = await trio.to_thread.run_sync(_costs, config)
         gateways = _all_gateways((), table)
         try:
             changed = await update_gateway_links(runtime.gateways, gateways, runtime.conn_settings,
-                                                 runtime.dispatcher)
-            await swap_table(table, costs=costs)
+                                                 runtime.dispatcher, runtime.link_settings)
+            changed += await update_registrations(runtime.gateways, gateways, config.trunk_settings())
+            await swap_table(table, costs=_costs(deck) if rates is not None else None)
         except OTPError as exc:
             log.error("reload failed while swapping: %s", exc)
             return ReloadResult(False, rates=rates, error=str(exc))
         runtime.table = table
+        runtime.deck = deck
         runtime.gateways = _all_gateways(runtime.gateways, table)
         runtime.reloads += 1
-        log.info("reloaded: %d routes%s%s", len(table), "" if rates is None else f", {rates} tariffs",
-                 "".join(f"; gateway {c}" for c in changed), extra={"routes": len(table), "rates": rates})
-        return ReloadResult(True, routes=len(table), rates=rates, gateways=tuple(changed))
+        accounts = await _reload_accounts()
+        log.info("reloaded: %d routes%s%s%s", len(table), "" if rates is None else f", {rates} tariffs",
+                 "" if accounts is None else f", {accounts} accounts", "".join(f"; gateway {c}" for c in changed),
+                 extra={"routes": len(table), "rates": rates, "accounts": accounts})
+        return ReloadResult(True, routes=len(table), rates=rates, gateways=tuple(changed), accounts=accounts)
 
 
-async def reload(*, reloader: Pid | str = "reloader", timeout: float = 60.0) -> ReloadResult:
-    """Reload routes and rates in the running node (what SIGHUP does); for the CLI and the API."""
-    result: ReloadResult = await call(reloader, Reload(), timeout=timeout)
-    return result
-
-
-class Reloader:
-    """The process that turns SIGHUP (and `reload()` calls) into `reload_config`, one at a time."""
-
-    @staticmethod
-    async def start_link(runtime: Runtime, *, task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED) -> None:
-        await Process.start_link(_reloader, runtime, name="reloader", task_status=task_status)
-
-
-async def _reloader(runtime: Runtime) -> None:
-    me = self_pid()
-
-    async def on_sighup() -> None:
-        with trio.open_signal_receiver(signal.SIGHUP) as hangups:
-            async for _ in hangups:
-                send(me, _Hangup())
-
-    async with trio.open_nursery() as nursery:
-        if _signals_available():
-            nursery.start_soon(on_sighup)
-        while True:
-            msg = await receive()
-            if type(msg) is _Hangup:
-                log.info("SIGHUP: reloading routes and rates")
-                await reload_config(runtime)
-            elif isinstance(msg, Caller) and isinstance(msg.request, Reload):
-                msg.reply(await reload_config(runtime))
-            else:
-                log.warning("reloader: unexpected message %r", msg)
-
-
-def _signals_available() -> bool:
-    return threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP")
+async def _reload_accounts() -> int | None:
+    """Have the registrar read the accounts again; None (logged) when it cannot: the old ones stay."""
+    try:
+        return await reload_accounts()
+    except (AccountsUnavailable, OTPError) as exc:
+        log.warning("reload: accounts not read again: %s", exc)
+        return None
 
 
 # --- the daemon ------------------------------------------------------------------------------------
@@ -401,34 +397,104 @@ def migrate(config: Config) -> None:
         engine.dispose()
 
 
-async def serve(config: Config, *, task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED) -> int:
+async def serve(config: Config, *, deck: RateDeck | None = None,
+                task_status: trio.TaskStatus[Pid] = trio.TASK_STATUS_IGNORED) -> int:
     """Migrate, then run the node until SIGTERM/SIGINT or ``otp.stop("switchd")``; returns the exit code.
 
-    For in-process use (tests): ``await nursery.start(serve, config)`` hands back the root pid once
-    the whole tree runs; it must run in the main thread (signal handlers). Exit codes as
-    `switchd.otp.run_async`: 0 clean stop, 1 the tree gave up, 2 it failed to start (2 also for a
-    database that cannot be migrated).
+    For in-process use (tests, `switchd demo`): ``await nursery.start(serve, config)`` hands back
+    the root pid once the whole tree runs; it must run in the main thread (signal handlers).
+    `deck`: what `check_start` returned. Exit codes as `switchd.otp.run_async`: 0 clean stop, 1
+    the tree gave up, 2 it failed to start (2 also for a database that cannot be migrated).
     """
     try:
-        await trio.to_thread.run_sync(migrate, config)
-    except (MigrationError, OSError) as exc:
-        log.error("cannot prepare the billing database: %s", exc)
+        claim = await trio.to_thread.run_sync(claim_node, config.database.url, config.node)
+    except NodeClaimed as exc:  # a second `switchd run` of a live node: it must touch nothing
+        log.error("%s", exc)
         return 2
-    return await run_async(build_app(config), task_status=task_status)
+    except (StoreUnavailable, OSError) as exc:
+        log.error("cannot claim node %r: %s", config.node, exc)
+        return 2
+    with claim:
+        try:
+            await trio.to_thread.run_sync(migrate, config)
+        except (MigrationError, OSError) as exc:
+            log.error("cannot prepare the billing database: %s", exc)
+            return 2
+        lost: list[NodeClaimed] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_keep_claim, claim, nursery.cancel_scope, lost)
+            code = await run_async(build_app(config, deck=deck), task_status=task_status)
+            nursery.cancel_scope.cancel()
+        return 1 if lost else code
 
 
-def run_daemon(config: Config) -> int:
+async def _keep_claim(claim: NodeClaim, node: trio.CancelScope, lost: list[NodeClaimed]) -> None:
+    """Check the node claim every few seconds; if another process took it, stop the node at once.
+
+    Only a PostgreSQL claim can be lost (its connection dropped and another node took the lock
+    meanwhile): two nodes of one name would then recover and close each other's calls, so this
+    node stops (exit 1) rather than bill alongside the other. `lost` gets the error.
+    """
+    try:
+        await claim.keep()
+    except NodeClaimed as exc:
+        log.critical("node claim lost, stopping at once: %s", exc)
+        lost.append(exc)
+        node.cancel(reason=f"node claim lost: {exc}")
+
+
+GC_THRESHOLDS = (10_000, 5, 10)
+"""CPython's collector thresholds once the node runs (the default is 700, 10, 10): see `settle_gc`."""
+
+
+def settle_gc() -> None:
+    """Tune CPython's cyclic garbage collector for a node whose tree is up; called once, by `run_daemon`.
+
+    A call's objects (its session, legs, dialogs, messages) are freed by reference counting when the
+    call ends: they form no cycles the collector must find. But the collector still walks them:
+    every full (generation 2) collection visits every live tracked object — everything imported
+    and built at start-up (SQLAlchemy, Alembic, the tree) and every object of every call up — so
+    with thousands of calls held each one took hundreds of milliseconds (0.7 s with 2,700 up), the
+    event loop stood still meanwhile, and the CPU a call set up cost rose with the calls up
+    (docs/performance.md). So: what start-up built is collected once and frozen (`gc.freeze`: moved
+    to a generation no collection visits; it lives as long as the node anyway), and a young
+    collection waits for 10,000 net allocations instead of 700, so the objects of calls being set
+    up are far less often caught alive and promoted to generation 2, whose growth by a quarter
+    since the last full collection triggers the next one (1 in 5,000 calls instead of 8).
+    Generation 1 is collected every 5 young collections (default 10), so it holds at most ~50,000
+    objects: a pause of tens of milliseconds at worst, not the second of a full collection with
+    4,000 calls up. Cycles are still collected, only later. A full collection remains O(calls up).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+class _ThenSettleGc:
+    """A task status for `serve` that settles the collector (`settle_gc`) once the tree is up."""
+
+    def started(self, value: object = None) -> None:
+        settle_gc()
+
+
+def run_daemon(config: Config, *, hold: Callable[[], AbstractContextManager[object]] = nullcontext) -> int:
     """`switchd run`: the node for `config` in the foreground, until SIGTERM/SIGINT; the exit code.
 
-    Upgrades the billing schema to head, starts the tree (the billing store closes CDRs a previous
-    run left open as `recovered`), drains calls on the first
+    Checks what must hold before anything is created (`check_start`: raises StartError, one
+    line naming the key or address), upgrades the billing schema to head, starts the tree (the
+    billing store closes CDRs a previous run left open as `recovered`), drains calls on the first
     SIGTERM/SIGINT (new calls get 503; up to ``timers.drain_timeout``; the rest get BYE) and stops
-    at once on a second. SIGHUP reloads routes and rates. Returns 0 after a clean stop, 1 if the tree
+    at once on a second. SIGHUP reloads routes, rates and accounts. Returns 0 after a clean stop, 1 if the tree
     gave up, 2 if it could not start (the reason is logged), 130 if interrupted while migrating.
-    Call it from the main thread; log handlers are the caller's (cli.py installs them).
+    `hold` is entered once the checks passed and held while the node runs (`switchd run`'s
+    pidfile): nothing of it exists when the node could not start. Call it from the main thread;
+    log handlers are the caller's (switchd.cli installs them).
     """
-    try:
-        return trio.run(serve, config)
-    except KeyboardInterrupt:  # ^C before the signal handlers were installed (during the migration)
-        log.warning("interrupted while starting")
-        return 130
+    deck = check_start(config)  # before the first log line, so a refusal is the one line printed
+    log.info("configuration %s", config.path or "(not from a file)", extra={"config": str(config.path)})
+    with hold():
+        try:
+            return trio.run(partial(serve, config, deck=deck, task_status=_ThenSettleGc()))
+        except KeyboardInterrupt:  # ^C before the signal handlers were installed (during the migration)
+            log.warning("interrupted while starting")
+            return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import signal
 from collections.abc import AsyncIterator, Sequence
@@ -16,7 +17,8 @@ import trio
 import trio.testing
 
 import switchd.app as app_module
-from switchd.app import ReloadResult, Runtime, build_app, migrate, reload, reload_config, run_daemon, serve
+from switchd.app import Runtime, build_app, migrate, reload_config, run_daemon, serve
+from switchd.billing import RateDeck, read_deck_file, store_status
 from switchd.config import Address, Config, loads
 from switchd.otp import (
     Application,
@@ -40,7 +42,7 @@ from switchd.otp import (
     which_children,
 )
 from switchd.sip import Request, Response, make_response, parse_message, serialize
-from switchd.switch import Outbound, a_leg_name, listening_on, router_state
+from switchd.switch import Outbound, Overloaded, ReloadResult, a_leg_name, listening_on, reload, router_state
 
 from .switch.test_dispatch import Mailbox
 from .switch.transport_helpers import Peer, request
@@ -63,10 +65,13 @@ node = "test-node"
 data_dir = "data"
 [timers]
 drain_timeout = {drain_timeout}
+[acl]
+trusted = ["127.0.0.0/8"]  # the tests call from here without accounts, as the shipped config lets one
 [routing]
 routes_file = "routes.toml"
 """, base_dir=tmp_path)
-    return dataclasses.replace(config, sip=dataclasses.replace(config.sip, listen=Address("127.0.0.1", 0)))
+    return dataclasses.replace(config, sip=dataclasses.replace(config.sip, listen=Address("127.0.0.1", 0)),
+                               api=dataclasses.replace(config.api, listen=Address("127.0.0.1", 0)))
 
 
 def children_named(app: Application, *ids: str) -> list[ChildSpec]:
@@ -117,9 +122,9 @@ async def test_the_whole_tree_starts_in_order_and_answers_sip(tmp_path: Path) ->
     config = make_config(tmp_path)
     async with trio.open_nursery() as nursery:
         root: Pid = await nursery.start(serve, config)
-        assert [c.id for c in await which_children(root)] == ["events", "billing", "router", "calls", "sip",
-                                                               "reloader"]
-        assert whereis("gateway:gw1") is not None
+        assert [c.id for c in await which_children(root)] == ["events", "billing", "router", "location", "calls",
+                                                               "sip", "registrations", "reloader", "api"]
+        assert whereis("gateway:gw1") is not None and whereis("registrar") is not None
         [(host, port)] = await listening_on()
         peer = Peer(await trio.open_tcp_stream(host, port))
         await peer.send(request("OPTIONS", "ping-1"))
@@ -152,7 +157,7 @@ async def test_the_tree_stops_in_reverse_start_order(tmp_path: Path) -> None:
             await watching.start(Process.start_link, watch)
             await watching_all.wait()
             await stop("switchd", "shutdown", timeout=30)
-    assert exits == ["reloader", "sip", "calls", "router", "billing", "events"]
+    assert exits == ["api", "reloader", "registrations", "sip", "calls", "location", "router", "billing", "events"]
 
 
 async def test_serve_returns_0_after_a_clean_stop(tmp_path: Path) -> None:
@@ -168,11 +173,50 @@ async def test_serve_returns_0_after_a_clean_stop(tmp_path: Path) -> None:
     assert codes == [0]
 
 
+async def test_the_rate_deck_is_read_once_for_billing_and_routing_costs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import switchd.billing._store as store_module
+
+    (tmp_path / "rates.csv").write_text("prefix,description,price_per_minute\n1,USA,0.01\n44,UK,0.02\n")
+    config = make_config(tmp_path)
+    config = dataclasses.replace(config, billing=dataclasses.replace(config.billing, rate_deck=tmp_path / "rates.csv"))
+    reads: list[Path] = []
+
+    def counted(path: Path, **kwargs: Any) -> RateDeck:
+        reads.append(path)
+        return read_deck_file(path, **kwargs)
+
+    monkeypatch.setattr(app_module, "read_deck_file", counted)
+    monkeypatch.setattr(store_module, "read_deck_file", counted)
+    deck = app_module.check_start(config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve, config, deck=deck))
+        costs = (await router_state()).costs
+        assert costs is not None  # the Router got its prices from the same deck
+        assert (await store_status()).plans == ("default",)
+        await stop("switchd", "shutdown", timeout=30)
+    assert reads == [tmp_path / "rates.csv"]
+
+
 def test_run_daemon_returns_2_when_the_database_cannot_be_prepared(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     config = dataclasses.replace(config, database=dataclasses.replace(config.database,
                                                                       url="sqlite:////proc/no/such/dir/x.db"))
     assert run_daemon(config) == 2
+
+
+def test_settling_the_collector_freezes_what_start_up_built_and_raises_the_young_threshold() -> None:
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    built_at_start = [object()]  # tracked only if it is a container: a list is
+    try:
+        app_module.settle_gc()
+        assert gc.get_threshold() == app_module.GC_THRESHOLDS
+        assert gc.get_threshold()[0] > 700  # CPython's default: a call's objects would be walked far more often
+        assert gc.get_freeze_count() > frozen
+        assert not any(o is built_at_start for o in gc.get_objects())  # frozen: no collection visits it
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 @pytest.mark.parametrize("victim", ["router", "billing", "events"])
@@ -208,7 +252,7 @@ async def test_a_restarted_router_comes_back_with_the_last_accepted_table(tmp_pa
     config = make_config(tmp_path)
     app = build_app(config)
     runtime = runtime_of(app)
-    async with tree(children_named(app, "events", "router", "calls", "sip", "reloader"), app):
+    async with tree(children_named(app, "events", "router", "calls", "sip", "registrations", "reloader"), app):
         (tmp_path / "routes.toml").write_text(ROUTES.replace('prefix = ""', 'prefix = "44"'))
         result = await reload()
         assert result.ok and result.routes == 1
@@ -278,7 +322,7 @@ async def test_a_drain_with_no_calls_returns_at_once(tmp_path: Path, autojump_cl
 async def test_a_reload_with_an_invalid_routes_file_changes_nothing(tmp_path: Path) -> None:
     app = build_app(make_config(tmp_path))
     runtime = runtime_of(app)
-    async with tree(children_named(app, "events", "router", "calls", "sip"), app):
+    async with tree(children_named(app, "events", "router", "calls", "sip", "registrations"), app):
         before = await router_state()
         (tmp_path / "routes.toml").write_text(ROUTES.replace('gateways = ["gw1"]', 'gateways = ["nowhere"]'))
         result = await reload_config(runtime)
@@ -291,7 +335,7 @@ async def test_a_reload_with_an_invalid_routes_file_changes_nothing(tmp_path: Pa
 async def test_a_valid_reload_swaps_the_table_and_starts_links_for_new_gateways(tmp_path: Path) -> None:
     app = build_app(make_config(tmp_path))
     runtime = runtime_of(app)
-    async with tree(children_named(app, "events", "router", "calls", "sip"), app):
+    async with tree(children_named(app, "events", "router", "calls", "sip", "registrations"), app):
         (tmp_path / "routes.toml").write_text(ROUTES + """
 [[gateways]]
 name = "gw2"
@@ -318,7 +362,7 @@ async def test_sighup_reloads_the_routes(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(app_module, "reload_config", observed)
     app = build_app(make_config(tmp_path))
-    async with tree(children_named(app, "events", "router", "calls", "sip", "reloader"), app):
+    async with tree(children_named(app, "events", "router", "calls", "sip", "registrations", "reloader"), app):
         (tmp_path / "routes.toml").write_text(ROUTES.replace('prefix = ""', 'prefix = "1"'))
         os.kill(os.getpid(), signal.SIGHUP)
         with trio.fail_after(5):
@@ -367,3 +411,25 @@ async def test_a_call_over_tcp_is_relayed_to_the_gateway_answered_and_hung_up(tm
         await caller.stream.aclose()
         await stop("switchd", "shutdown", timeout=30)
     await gateway_listener.aclose()
+
+
+# --- limits ------------------------------------------------------------------------------------------
+
+
+async def test_the_configured_limits_reach_admission_and_the_connection_table_which_share_one_tally(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    config = make_config(tmp_path)
+    config = dataclasses.replace(
+        config, sip=dataclasses.replace(config.sip, max_connections=7, max_connections_per_ip=3, idle_timeout=9.0),
+        limits=dataclasses.replace(config.limits, cps=1.0, burst=2, per_ip_cps=0.0))
+    runtime = runtime_of(build_app(config))
+    assert (runtime.connections.max_connections, runtime.connections.max_connections_per_ip) == (7, 3)
+    assert runtime.conn_settings.idle_timeout == 9.0
+    assert runtime.connections.rejections is runtime.admission.rejections
+    runtime.admission.admit("192.0.2.1")
+    runtime.admission.admit("192.0.2.1")
+    with pytest.raises(Overloaded):  # a burst of 2, then 1 a second
+        runtime.admission.admit("192.0.2.1")
+    await trio.sleep(1.0)
+    runtime.admission.admit("192.0.2.1")
+    assert runtime.admission.statistics().rejections.by_cause == {"rate": 1}

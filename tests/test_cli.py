@@ -9,10 +9,10 @@ import logging
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -36,17 +36,7 @@ from switchd.billing import (
 )
 from switchd.cli import JsonLinesFormatter, OneLineFormatter, main
 from switchd.config import Config
-from switchd.sim import Answer, Behaviours, Busy, start_sim
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """main() installs a handler on the root logger; put the root logger back as it was."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+from switchd.sim import Answer, Behaviours, Busy, NeverAnswer, Reject, start_sim
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,6 +107,33 @@ async def test_a_busy_call_still_got_a_final_answer_and_exits_0(capsys: pytest.C
     assert capsys.readouterr().out.splitlines()[-1].startswith("rejected: 486 Busy Here")
 
 
+async def test_a_call_that_times_out_exits_1_even_when_its_cancel_got_a_487(capsys: pytest.CaptureFixture[str]) -> None:
+    async with trio.open_nursery() as nursery:
+        sim = await start_sim(nursery, ["127.0.0.1:0"], Behaviours(default=NeverAnswer()), name="cli-ring")
+        with trio.fail_after(10):
+            code = await trio.to_thread.run_sync(main, ["call", "1000", "2000", "--timeout", "0.3", "--server",
+                                                        f"127.0.0.1:{sim.addresses[0][1]}"])
+        nursery.cancel_scope.cancel()
+    out = capsys.readouterr().out
+    assert "487 Request Terminated" in out  # the answer to our CANCEL, not a final answer to the call
+    assert out.splitlines()[-1].startswith("timeout: ")
+    assert code == 1
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["call", "1000", "a b"], "argument TO: 'a b' is not a SIP user part"),
+    (["call", 'x"y', "2000"], "argument FROM: 'x\"y' is not a SIP user part"),
+    (["load", "--rate", "1", "--calls", "1", "--hold", "0", "--to", "a@bxx"], "argument --to: 'a@bxx' is not"),
+    (["cdr", "--callee", "x"], "argument --callee: 'x' is not a number prefix"),
+])
+def test_a_bad_number_is_refused_naming_the_option_not_an_internal_name(
+        argv: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    line = _one_red_line(capsys.readouterr().err)
+    assert named in line
+    assert "make_request" not in line and "callee_prefix" not in line
+
+
 async def test_call_to_a_closed_port_is_one_error_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
     listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
     port = listener.socket.getsockname()[1]
@@ -146,7 +163,28 @@ async def test_load_prints_outcomes_and_percentiles(capsys: pytest.CaptureFixtur
             if line.count("│") == 2 and line.split("│")[0].strip().isdigit()}
     assert rows == {"200": "10", "486": "10"}
     assert "p50" in out and "p95" in out and "p99" in out and " ms" in out
-    assert "20 calls in " in out and "calls/s achieved (asked 100)" in out
+    assert "20 calls in " in out and ": 20 completed, " in out and "completed calls/s (asked 100" in out
+
+
+async def test_load_counts_timeouts_remote_ends_and_503s_apart_and_reports_completed_calls_per_second(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    behaviours = Behaviours(default=Answer(ring=0.0), prefixes={
+        "1": NeverAnswer(), "2": Answer(ring=0.0, hangup_after=0.01), "3": Reject(code=503)})
+    async with trio.open_nursery() as nursery:
+        sim = await start_sim(nursery, ["127.0.0.1:0"], behaviours, name="cli-load-mix")
+        args = ["load", "--rate", "200", "--calls", "40", "--hold", "0.5", "--to", "xx", "--timeout", "0.5",
+                "--server", f"127.0.0.1:{sim.addresses[0][1]}"]
+        with trio.fail_after(20):
+            code = await trio.to_thread.run_sync(main, args)
+        nursery.cancel_scope.cancel()
+    out = capsys.readouterr().out
+    rows = {line.split("│")[0].strip(): line.split("│")[1].strip() for line in out.splitlines()
+            if line.count("│") == 2 and line.split("│")[1].strip().isdigit()}
+    assert rows == {"200": "10", "timeout": "10", "200 remote-ended": "10", "503": "10"}
+    summary = out.splitlines()[-1]
+    assert ": 30 completed, " in summary and "completed calls/s (asked 200, INVITEs sent at " in summary
+    assert summary.endswith("10 timeout, 10 remote-ended, 10 503")
+    assert code == 1  # ten calls got no final answer
 
 
 # --- run -----------------------------------------------------------------------------------------------
@@ -162,6 +200,22 @@ def test_run_with_a_bad_config_is_one_line_naming_key_and_line_exit_2(
     assert f"{config}:4" in line and "sip.lisen" in line
 
 
+def test_run_logs_the_configuration_file_it_runs_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import switchd.app
+
+    config = tmp_path / "switchd.toml"
+    config.write_text('data_dir = "data"\n[sip]\nlisten = "127.0.0.1:5999"\n')
+    async def serve(*args: object, **kwargs: object) -> int:  # everything up to the tree
+        return 0
+
+    monkeypatch.setattr(switchd.app, "serve", serve)
+    with caplog.at_level(logging.INFO, logger="switchd.app"):
+        assert main(["run", "--config", str(config)]) == 0
+    assert f"configuration {config}" in caplog.text
+
+
 def test_run_hands_the_loaded_config_to_the_daemon_and_returns_its_exit_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,7 +225,7 @@ def test_run_hands_the_loaded_config_to_the_daemon_and_returns_its_exit_code(
     config.write_text('node = "n7"\n[sip]\nlisten = "127.0.0.1:5099"\n')
     seen: list[tuple[Config, int]] = []
 
-    def fake_run_daemon(cfg: Config) -> int:
+    def fake_run_daemon(cfg: Config, **_: object) -> int:
         seen.append((cfg, logging.getLogger().level))
         return 3
 
@@ -189,6 +243,35 @@ def test_run_without_a_config_file_names_the_default_path(
     assert main(["run"]) == 2
     line = _one_red_line(capsys.readouterr().err)
     assert str(tmp_path / "config" / "switchd.toml") in line and "cannot read" in line
+
+
+def test_run_on_a_busy_port_is_one_line_naming_the_address_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = tmp_path / "switchd.toml"
+        config.write_text(f'data_dir = "data"\n[sip]\nlisten = "127.0.0.1:{port}"\n')
+        with caplog.at_level(logging.INFO):
+            assert main(["run", "--config", str(config)]) == 2
+    line = _one_red_line(capsys.readouterr().err)
+    assert f"sip.listen = 127.0.0.1:{port}" in line and "in use" in line
+    assert not (tmp_path / "data").exists()  # no database, no spool: nothing was created
+
+
+def test_run_with_a_bad_rate_deck_is_one_line_naming_file_and_line_before_any_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "rates.csv").write_text("prefix,description,price_per_minute\n44,UK,not-a-price\n")
+    config = tmp_path / "switchd.toml"
+    config.write_text('data_dir = "data"\n[sip]\nlisten = "127.0.0.1:5999"\n[billing]\nrate_deck = "rates.csv"\n')
+    assert main(["run", "--config", str(config)]) == 2
+    line = _one_red_line(capsys.readouterr().err)
+    assert f"billing.rate_deck: {tmp_path / 'rates.csv'}:2" in line
+    assert not (tmp_path / "data").exists()
+    assert "least_cost routing without prices" not in caplog.text  # the default policy needs no prices
 
 
 # --- cdr -----------------------------------------------------------------------------------------------

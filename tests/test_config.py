@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from switchd import config
 from switchd.config import Address, Config, ConfigError, load, load_routes, loads, reload_routes
 from switchd.config._lines import LineIndex
-from switchd.switch import Gateway, RouteTable
+from switchd.sip import DEFAULT_LIMITS, Connection
+from switchd.switch import ConnectionSettings, Gateway, RouteTable
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,6 +58,8 @@ def test_an_empty_file_gives_every_default_with_data_under_the_base_directory(tm
     assert cfg.data_dir == tmp_path.resolve() / "data"
     assert cfg.database.url == f"sqlite:///{tmp_path.resolve()}/data/switchd.sqlite3"
     assert cfg.billing.spool == tmp_path.resolve() / "data" / "cdr-spool"
+    assert cfg.api.pidfile == tmp_path.resolve() / "data" / "switchd.pid"
+    assert cfg.api.token is None
     assert (cfg.timers.t1, cfg.timers.t2, cfg.timers.t4) == (0.5, 4.0, 5.0)
     assert (cfg.timers.no_answer, cfg.timers.max_call_duration, cfg.timers.drain_timeout) == (60, 3600, 30)
     assert cfg.limits.max_calls == 1000
@@ -67,8 +70,9 @@ def test_an_empty_file_gives_every_default_with_data_under_the_base_directory(tm
 def test_the_shipped_default_loads_and_keeps_every_documented_default() -> None:
     cfg = load(REPO / "config" / "switchd.toml")
     defaults = Config()
-    for section in ("sip", "api", "timers", "limits"):
+    for section in ("sip", "timers", "limits", "auth", "registrar"):
         assert getattr(cfg, section) == getattr(defaults, section), section
+    assert cfg.api == replace(defaults.api, pidfile=REPO / "data" / "switchd.pid")
     assert cfg.data_dir == REPO / "data"  # the repository's .gitignore keeps /data/ out of git
     assert cfg.billing.rate_deck == REPO / "config" / "rates.csv"
     assert cfg.billing == replace(defaults.billing, rate_deck=cfg.billing.rate_deck, spool=REPO / "data" / "cdr-spool")
@@ -128,6 +132,8 @@ def test_relative_paths_are_relative_to_the_config_file_not_the_working_director
         data_dir = "var"
         [database]
         url = "sqlite:///db/cdr.sqlite3"
+        [api]
+        pidfile = "run/switchd.pid"
         [billing]
         rate_deck = "rates.xml"
     """))
@@ -137,8 +143,21 @@ def test_relative_paths_are_relative_to_the_config_file_not_the_working_director
     assert cfg.data_dir == etc / "var"
     assert cfg.billing.spool == etc / "var" / "cdr-spool"
     assert cfg.billing.rate_deck == etc / "rates.xml"
+    assert cfg.api.pidfile == etc / "run" / "switchd.pid"
     assert cfg.database.url == f"sqlite:///{etc}/db/cdr.sqlite3"
     assert cfg.path == Path("etc/switchd.toml")
+
+
+def test_the_api_token_is_read_but_never_shown_in_the_configuration_repr() -> None:
+    cfg = loads('[api]\ntoken = "s3cret-token-0123456789"\n')
+    assert cfg.api.token == "s3cret-token-0123456789"
+    assert "s3cret" not in repr(cfg) and "s3cret" not in repr(cfg.api)
+
+
+def test_a_bad_api_token_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        loads('[api]\ntoken = "s3cret"\n')
+    assert "api.token" in str(caught.value) and "s3cret" not in str(caught.value)
 
 
 def test_absolute_sqlite_and_server_database_urls_are_kept_as_written() -> None:
@@ -171,7 +190,7 @@ def test_an_unknown_key_in_a_section_is_refused_with_a_suggestion() -> None:
 
 def test_an_unknown_top_level_key_or_section_is_refused_listing_the_known_ones() -> None:
     assert_refused("node = 'a'\n\n[frobnicate]\nx = 1\n", line=3, key="frobnicate",
-                   reason="unknown key; expected one of: api, billing, data_dir, database, gateways, ")
+                   reason="unknown key; expected one of: acl, api, auth, billing, data_dir, database, gateways, ")
 
 
 def test_an_unknown_key_in_a_dotted_key_is_found_on_its_line() -> None:
@@ -224,6 +243,47 @@ def test_t2_below_t1_is_refused_at_t2() -> None:
 
 def test_a_zero_call_limit_is_refused() -> None:
     assert_refused("[limits]\nmax_calls = 0\n", line=2, key="limits.max_calls", reason="must be >= 1, not 0")
+
+
+def test_connection_and_overload_limits_have_their_documented_defaults() -> None:
+    cfg = loads("")
+    sip, limits = cfg.sip, cfg.limits
+    assert (sip.message_timeout, sip.idle_timeout, sip.max_connections, sip.max_connections_per_ip) == (
+        10.0, 60.0, 0, 0)
+    assert (limits.cps, limits.burst, limits.per_ip_cps, limits.per_ip_burst) == (200.0, 200, 0.0, 20)
+
+
+def test_the_framing_limits_have_one_set_of_defaults_from_the_sip_layer() -> None:
+    sip = loads("").sip
+    configured = (sip.max_message_size, sip.max_headers, sip.max_line_length, sip.max_vias)
+    settings_ = ConnectionSettings()
+    framed = Connection().limits
+    assert configured == (65_535, 100, 8_192, 70)
+    assert configured == (settings_.max_message_size, settings_.max_headers, settings_.max_line_length,
+                          settings_.max_vias)
+    assert framed == settings_.framer().limits == DEFAULT_LIMITS
+    assert configured == (framed.max_message_size, framed.max_headers, framed.max_line_length, framed.max_vias)
+
+
+def test_connection_and_overload_limits_are_read_and_integers_become_seconds() -> None:
+    cfg = loads("[sip]\nmessage_timeout = 5\nidle_timeout = 120\nmax_connections = 2000\n"
+                "max_connections_per_ip = 50\n[limits]\ncps = 75.5\nburst = 10\nper_ip_cps = 2\nper_ip_burst = 4\n")
+    assert (cfg.sip.message_timeout, cfg.sip.idle_timeout) == (5.0, 120.0)
+    assert isinstance(cfg.sip.message_timeout, float)
+    assert (cfg.sip.max_connections, cfg.sip.max_connections_per_ip) == (2000, 50)
+    assert (cfg.limits.cps, cfg.limits.burst, cfg.limits.per_ip_cps, cfg.limits.per_ip_burst) == (75.5, 10, 2.0, 4)
+
+
+@pytest.mark.parametrize(("text", "line", "key", "reason"), [
+    ("[sip]\nmessage_timeout = 0\n", 2, "sip.message_timeout", "must be > 0, not 0.0"),
+    ("[sip]\nidle_timeout = -1\n", 2, "sip.idle_timeout", "must be > 0"),
+    ("[sip]\nmax_connections = -5\n", 2, "sip.max_connections", "must be >= 0, not -5"),
+    ("[limits]\ncps = -1\n", 2, "limits.cps", "must be >= 0"),
+    ("[limits]\nburst = 0\n", 2, "limits.burst", "must be >= 1, not 0"),
+    ("[limits]\nper_ip_burst = 1.5\n", 2, "limits.per_ip_burst", "expected an integer"),
+])
+def test_a_bad_connection_or_overload_limit_is_refused(text: str, line: int, key: str, reason: str) -> None:
+    assert_refused(text, line=line, key=key, reason=reason)
 
 
 def test_a_bad_node_name_or_country_code_is_refused() -> None:
@@ -439,3 +499,133 @@ def test_the_line_finder_finds_the_line_of_every_key_and_element(doc: tuple[str,
     tomllib.loads(text)  # the generator writes valid TOML
     index = LineIndex(text)
     assert {path: index.line_of(path) for path in expected} == expected
+
+
+# --- who may call: [auth], [acl], [registrar], gateway registration ----------------------------------
+
+
+def test_auth_acl_and_registrar_have_safe_defaults() -> None:
+    cfg = loads("")
+    assert (cfg.auth.enabled, cfg.auth.realm, cfg.auth.nonce_ttl) == (None, "switchd", 300.0)
+    assert (cfg.acl.trusted, cfg.acl.deny, cfg.acl.contact_allow, cfg.acl.contact_deny) == ((), (), (), ())
+    assert (cfg.registrar.enabled, cfg.registrar.domains) == (True, ())
+    assert (cfg.registrar.min_expires, cfg.registrar.default_expires, cfg.registrar.max_expires) == (60, 3600, 3600)
+    assert (cfg.limits.register_per_ip_rate, cfg.limits.register_per_ip_burst) == (10.0, 50)
+
+
+def test_acl_networks_and_registrar_domains_are_lists() -> None:
+    cfg = loads(textwrap.dedent("""
+        [acl]
+        trusted = ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"]
+        contact_deny = ["10.0.0.0/8"]
+        [registrar]
+        domains = ["pbx.example.net", "192.0.2.10", "[2001:db8::1]"]
+        min_expires = 30
+    """))
+    assert cfg.acl.trusted == ("192.0.2.0/24", "2001:db8::/32", "198.51.100.7")
+    assert cfg.acl.contact_deny == ("10.0.0.0/8",)
+    assert cfg.registrar.domains == ("pbx.example.net", "192.0.2.10", "[2001:db8::1]")
+    assert cfg.registrar.min_expires == 30
+
+
+def test_a_bad_network_is_refused_with_its_index() -> None:
+    assert_refused("""
+        [acl]
+        deny = ["192.0.2.0/24",
+                "not-a-network"]
+    """, line=3, key="acl.deny", reason=r"\[1\]: 'not-a-network' is not an IP network")
+    assert_refused("""
+        [acl]
+        trusted = "192.0.2.0/24"
+    """, line=3, key="acl.trusted", reason="expected an array")
+
+
+def test_registration_intervals_must_be_ordered() -> None:
+    assert_refused("""
+        [registrar]
+        min_expires = 600
+        default_expires = 300
+    """, line=2, key="registrar", reason="min_expires <= default_expires <= max_expires")
+
+
+def test_a_gateway_may_ask_switchd_to_register_and_its_password_is_never_shown() -> None:
+    cfg = loads(textwrap.dedent("""
+        [[gateways]]
+        name = "trunk"
+        address = "192.0.2.50:5060"
+        registration = { username = "4420790001", password = "s3cr#t pass", expires = 600 }
+
+        [[routes]]
+        prefix = ""
+        gateways = ["trunk"]
+    """))
+    registration = cfg.routing.gateways[0].registration
+    assert registration is not None
+    assert (registration.username, registration.password, registration.expires, registration.domain) == (
+        "4420790001", "s3cr#t pass", 600, None)
+    assert "s3cr#t" not in repr(cfg.routing.gateways[0]) and "s3cr#t" not in repr(cfg)
+
+
+def test_a_bad_registration_is_refused_without_repeating_the_password() -> None:
+    error = refused("""
+        [[gateways]]
+        name = "trunk"
+        address = "192.0.2.50:5060"
+        registration = { username = "u", password = "bad\\u0007pass" }
+    """)
+    assert error.key == "gateways[0].registration.password" and "bad" not in str(error)
+    assert_refused("""
+        [[gateways]]
+        name = "trunk"
+        address = "192.0.2.50:5060"
+        registration = { username = "u", password = "p", expires = 10 }
+    """, line=5, key="gateways[0].registration.expires", reason="must be >= 60")
+    assert_refused("""
+        [[gateways]]
+        name = "trunk"
+        address = "192.0.2.50:5060"
+        registration = { user = "u", password = "p" }
+    """, line=5, key="gateways[0].registration.user", reason="did you mean 'username'")
+
+
+def test_the_domain_served_and_the_digest_algorithms_offered_are_sip_keys() -> None:
+    default = loads("")
+    assert (default.sip.domain, default.sip.digest_algorithms) == (None, ("SHA-256", "MD5"))
+    cfg = loads(textwrap.dedent("""
+        [sip]
+        domain = "pbx.example.net"
+        digest_algorithms = ["MD5"]
+    """))
+    assert (cfg.sip.domain, cfg.sip.digest_algorithms) == ("pbx.example.net", ("MD5",))
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("[]", "must name at least one of SHA-256, MD5"),
+    ('["SHA-512-256"]', "'SHA-512-256' is not a digest algorithm switchd speaks"),
+    ('["MD5", "MD5"]', "names an algorithm twice"),
+    ('"MD5"', "expected an array"),
+])
+def test_digest_algorithms_must_be_ones_switchd_speaks_each_once(value: str, reason: str) -> None:
+    assert_refused(f"""
+        [sip]
+        digest_algorithms = {value}
+    """, line=3, key="sip.digest_algorithms", reason=reason)
+
+
+def test_a_domain_must_be_a_host() -> None:
+    assert_refused("""
+        [sip]
+        domain = "pbx example"
+    """, line=3, key="sip.domain", reason="is not a host name or IP address")
+
+
+@pytest.mark.parametrize(("text", "challenged"), [
+    ("", False),  # a plain trunking node: no phones, nobody named as trusted
+    ('[sip]\ndomain = "pbx.test"\n', True),  # it serves phones
+    ('[acl]\ntrusted = ["192.0.2.0/24"]\n', True),  # it knows whom it trusts: everybody else authenticates
+    ('[sip]\ndomain = "pbx.test"\n[auth]\nenabled = false\n', False),
+    ("[auth]\nenabled = true\n", True),
+])
+def test_new_calls_are_challenged_once_the_node_serves_a_domain_or_trusts_a_network(text: str,
+                                                                                     challenged: bool) -> None:
+    assert loads(text).challenges_calls() is challenged

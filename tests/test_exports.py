@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-PACKAGES = ["switchd.otp", "switchd.sip", "switchd.billing", "switchd.switch", "switchd.sim", "switchd.api"]
+PACKAGES = ["switchd.otp", "switchd.sip", "switchd.billing", "switchd.switch", "switchd.sim", "switchd.api", "switchd.cli", "switchd.demo"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -5,7 +5,8 @@ repository is the shipped default with every key documented. The layout:
 
     node, data_dir                       top-level keys
     [sip] [api] [database] [billing]     one table per component; each component is handed its
-    [timers] [limits] [routing]          own section (`Router(cfg.routing)`), there is no global
+    [timers] [limits] [auth] [acl]       own section (`Router(cfg.routing)`), there is no global
+    [registrar] [routing]
     [[gateways]] [[routes]]              inline, or in the TOML file `routing.routes_file` names
 
 Rules a reader of an error message can rely on:
@@ -28,26 +29,32 @@ where they came from and validates them fully; an invalid file raises and change
 
 from ._load import default_config_path, load, load_routes, loads, reload_routes
 from ._model import (
+    AclConfig,
     Address,
     ApiConfig,
+    AuthConfig,
     BillingConfig,
     Config,
     ConfigError,
     DatabaseConfig,
     LimitsConfig,
+    RegistrarConfig,
     RoutingConfig,
     SipConfig,
     TimersConfig,
 )
 
 __all__ = [  # sorted
+    "AclConfig",
     "Address",
     "ApiConfig",
+    "AuthConfig",
     "BillingConfig",
     "Config",
     "ConfigError",
     "DatabaseConfig",
     "LimitsConfig",
+    "RegistrarConfig",
     "RoutingConfig",
     "SipConfig",
     "TimersConfig",

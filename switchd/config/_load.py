@@ -15,20 +15,26 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from switchd.switch import POLICIES, Gateway, Route, RouteTable, Target
+from switchd.api import is_loopback
+from switchd.switch import POLICIES, Gateway, Route, RouteTable, Target, Transport, TrunkRegistration
 
 from ._lines import KeyPath, LineIndex, dotted
 from ._model import (
     DIGITS,
+    HOST,
     NAME,
+    USER,
+    AclConfig,
     Address,
     ApiConfig,
+    AuthConfig,
     BillingConfig,
     Check,
     Config,
     ConfigError,
     DatabaseConfig,
     LimitsConfig,
+    RegistrarConfig,
     RoutingConfig,
     SipConfig,
     TimersConfig,
@@ -137,11 +143,12 @@ def _config(source: _Source, path: Path | None) -> Config:
     raw = source.raw
     sections: dict[str, type[Any]] = {
         "sip": SipConfig, "api": ApiConfig, "database": DatabaseConfig, "billing": BillingConfig,
-        "timers": TimersConfig, "limits": LimitsConfig,
+        "timers": TimersConfig, "limits": LimitsConfig, "auth": AuthConfig, "acl": AclConfig,
+        "registrar": RegistrarConfig,
     }
-    source.only(raw, (), {"node", "data_dir", "routing", "gateways", "routes", *sections})
-    top = _section(Config, {k: v for k, v in raw.items() if k in ("node", "data_dir")}, (), source,
-                   allowed={"node", "data_dir"})
+    top_keys = {"node", "data_dir", "workers"}
+    source.only(raw, (), {*top_keys, "routing", "gateways", "routes", *sections})
+    top = _section(Config, {k: v for k, v in raw.items() if k in top_keys}, (), source, allowed=top_keys)
     data_dir = top.data_dir if "data_dir" in raw else source.path("data")
     built = {name: _section(cls, raw.get(name, {}), (name,), source) for name, cls in sections.items()}
 
@@ -153,14 +160,27 @@ def _config(source: _Source, path: Path | None) -> Config:
     billing: BillingConfig = built["billing"]
     if "spool" not in raw.get("billing", {}):
         billing = replace(billing, spool=data_dir / "cdr-spool")
+    api: ApiConfig = built["api"]
+    if "pidfile" not in raw.get("api", {}):
+        api = replace(api, pidfile=data_dir / "switchd.pid")
+    if api.token is None and not is_loopback(api.listen.host):
+        raise ConfigError(source.where, "api.token", source.lines.line_of(("api", "listen")),
+                          f"required: api.listen {api.listen} is not a loopback address (every request "
+                          "will then need 'Authorization: Bearer <token>')")
     timers: TimersConfig = built["timers"]
     if timers.t2 < timers.t1:
         raise source.error(("timers", "t2"), f"must be >= t1 ({timers.t1:g}), not {timers.t2:g}")
+    registrar: RegistrarConfig = built["registrar"]
+    if not registrar.min_expires <= registrar.default_expires <= registrar.max_expires:
+        raise source.error(("registrar",), f"expected min_expires <= default_expires <= max_expires, got "
+                                           f"{registrar.min_expires}, {registrar.default_expires}, "
+                                           f"{registrar.max_expires}")
 
+    sip: SipConfig = built["sip"]
     return Config(
-        path=path, node=top.node, data_dir=data_dir, sip=built["sip"], api=built["api"],
-        database=database, billing=billing, timers=timers, limits=built["limits"],
-        routing=_routing(source, raw),
+        path=path, node=top.node, workers=top.workers, data_dir=data_dir, sip=sip, api=api,
+        database=database, billing=billing, timers=timers, limits=built["limits"], auth=built["auth"],
+        acl=built["acl"], registrar=registrar, routing=_routing(source, raw, udp=bool(sip.listen_udp)),
     )
 
 
@@ -173,7 +193,7 @@ def _sqlite_relative_to(url: str, source: _Source, key: KeyPath) -> str:
     return url
 
 
-def _routing(source: _Source, raw: dict[str, Any]) -> RoutingConfig:
+def _routing(source: _Source, raw: dict[str, Any], *, udp: bool) -> RoutingConfig:
     table = source.table(raw.get("routing", {}), ("routing",))
     source.only(table, ("routing",), {"policy", "routes_file"})
     policy = table.get("policy", "priority_weight")
@@ -184,7 +204,7 @@ def _routing(source: _Source, raw: dict[str, Any]) -> RoutingConfig:
                            f"unknown routing policy {policy!r}; known: {', '.join(sorted(POLICIES))}")
     routes_file = table.get("routes_file")
     if routes_file is None:
-        gateways, routes = _routing_data(source, raw)
+        gateways, routes = _routing_data(source, raw, udp=udp)
         return RoutingConfig(policy=policy, gateways=gateways, table=routes)
     if not isinstance(routes_file, str):
         raise source.error(("routing", "routes_file"), f"expected a string, got {_toml_type(routes_file)}")
@@ -198,22 +218,33 @@ def _routing(source: _Source, raw: dict[str, Any]) -> RoutingConfig:
         raise source.error(("routing", "routes_file"), f"no such file: {path}")
     sub = _Source.parse(_read(path), str(path), path.resolve().parent)
     sub.only(sub.raw, (), {"gateways", "routes"})
-    gateways, routes = _routing_data(sub, sub.raw)
+    gateways, routes = _routing_data(sub, sub.raw, udp=udp)
     return RoutingConfig(policy=policy, routes_file=path, gateways=gateways, table=routes)
 
 
-def _routing_data(source: _Source, raw: Mapping[str, Any]) -> tuple[tuple[Gateway, ...], RouteTable]:
+def _routing_data(source: _Source, raw: Mapping[str, Any], *,
+                  udp: bool | None = None) -> tuple[tuple[Gateway, ...], RouteTable]:
+    """The gateways and routes of `raw`. `udp` says whether the node listens on UDP: a gateway on UDP
+    without it is refused (None: not known, as on a reload, where such a gateway's calls go over TCP)."""
     gateways: dict[str, Gateway] = {}
     for i, entry in enumerate(source.array(raw.get("gateways", []), ("gateways",))):
         key: KeyPath = ("gateways", i)
         table = source.table(entry, key)
-        source.only(table, key, {"name", "address", "rate_plan"})
+        source.only(table, key, {"name", "address", "rate_plan", "transport", "tcp_fallback", "registration"})
         name = _required(source, table, key, "name", str, NAME)
         if name in gateways:
             raise source.error((*key, "name"), f"duplicate gateway name {name!r}")
         address = _address(source, _required(source, table, key, "address", str), (*key, "address"))
         rate_plan = _optional(source, table, key, "rate_plan", str, NAME)
-        gateways[name] = Gateway(name=name, host=address.host, port=address.port, rate_plan=rate_plan)
+        transport = _optional(source, table, key, "transport", str, _TRANSPORT) or "tcp"
+        if transport == "udp" and udp is False:
+            raise source.error((*key, "transport"), 'a gateway on "udp" needs sip.listen_udp: the address its '
+                                                    "calls are sent from")
+        tcp_fallback = _optional(source, table, key, "tcp_fallback", bool)
+        registration = _registration(source, table, key) if "registration" in table else None
+        gateways[name] = Gateway(name=name, host=address.host, port=address.port, rate_plan=rate_plan,
+                                 transport=Transport(transport), tcp_fallback=True if tcp_fallback is None else tcp_fallback,
+                                 registration=registration)
 
     routes: list[Route] = []
     first_of_id: dict[str, int] = {}
@@ -233,6 +264,28 @@ def _routing_data(source: _Source, raw: Mapping[str, Any]) -> tuple[tuple[Gatewa
         targets = _targets(source, table, key, gateways)
         routes.append(Route(id=route_id, prefix=prefix, targets=targets, strip=strip, prepend=prepend))
     return tuple(gateways.values()), RouteTable(routes)
+
+
+def _password(value: str) -> str | None:
+    """A password: not empty, no control characters. The refusal never repeats the value."""
+    return None if re.fullmatch(r"[^\x00-\x1f\x7f]+", value) else "must be non-empty, without control characters"
+
+
+_PASSWORD: Check = _password
+
+
+def _registration(source: _Source, gateway: Mapping[str, Any], key: KeyPath) -> TrunkRegistration:
+    """A gateway's `registration = {username, password, expires, domain}`: switchd registers with it."""
+    at: KeyPath = (*key, "registration")
+    table = source.table(gateway["registration"], at)
+    source.only(table, at, {"username", "password", "expires", "domain"})
+    username = _required(source, table, at, "username", str, matches(USER, "a SIP user name"))
+    password = _required(source, table, at, "password", str, _PASSWORD)
+    expires = _optional(source, table, at, "expires", int, at_least(60))
+    domain = _optional(source, table, at, "domain", str, HOST)
+    return TrunkRegistration(username=username, password=password, expires=3600 if expires is None else expires,
+                             domain=domain)
+_TRANSPORT = matches("tcp|udp", 'a transport: "tcp" or "udp"')
 
 
 def _targets(source: _Source, route: Mapping[str, Any], key: KeyPath,
@@ -298,6 +351,8 @@ def _section(cls: type[_T], raw: object, key: KeyPath, source: _Source,
         converted = _convert(hints[name], value, (*key, name), source)
         check = by_name[name].metadata.get("check")
         if check is not None and (problem := check(converted)) is not None:
+            if not by_name[name].repr:  # a secret: the error names the key, never the value
+                problem = problem.replace(repr(converted), "the value given")
             raise source.error((*key, name), problem)
         values[name] = converted
     return cls(**values)
@@ -306,6 +361,15 @@ def _section(cls: type[_T], raw: object, key: KeyPath, source: _Source,
 def _convert(hint: Any, value: object, key: KeyPath, source: _Source) -> Any:
     if isinstance(hint, types.UnionType):  # `X | None`: TOML has no null, so only X can appear
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint == tuple[Address, ...]:  # one address, or an array of them
+        items = value if isinstance(value, list) else [value]
+        return tuple(_convert(Address, item, (*key, i) if isinstance(value, list) else key, source)
+                     for i, item in enumerate(items))
+    if typing.get_origin(hint) is tuple:  # `tuple[X, ...]`: a TOML array of X
+        if not isinstance(value, list):
+            raise source.error(key, f"expected an array, got {_toml_type(value)} {value!r}")
+        item = typing.get_args(hint)[0]
+        return tuple(_convert(item, element, (*key, i), source) for i, element in enumerate(value))
     expected = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "an array",
                 Path: "a path (string)", Address: "an address 'host:port' (string)"}[hint]
     ok = {

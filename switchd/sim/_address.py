@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from switchd.sip import SipError, parse_uri
+
 from ._errors import AddressError
 
 HostPort = tuple[str, int]
@@ -29,3 +31,17 @@ def format_address(address: HostPort) -> str:
     """(host, port) as ``host:port`` (``[host]:port`` for IPv6)."""
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def check_user(text: str, what: str = "user") -> str:
+    """`text` if it can be the user part of a SIP URI (a number, or a name); else AddressError.
+
+    The error names `what` (``caller``, ``callee``) and the rule broken, never the builder that
+    found it.
+    """
+    try:
+        parse_uri(f"sip:{text}@127.0.0.1")
+    except SipError as exc:
+        raise AddressError(f"{what} {text!r} is not a SIP user part: {str(exc).rpartition(': ')[2]}") from None
+    return text
+

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import trio
 
 from ._address import HostPort
-from ._uac import CallResult, open_uac
+from ._uac import CallResult, Outcome, open_uac
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -55,8 +55,42 @@ class LoadReport:
 
     @property
     def outcomes(self) -> Counter[str]:
-        """How many calls ended each way: the final status (``"200"``) or the outcome (``"timeout"``)."""
-        return Counter(str(r.final_status) if r.final_status is not None else str(r.outcome) for r in self.results)
+        """How many calls ended each way, by `outcome_key`: ``"200"``, ``"486"``, ``"timeout"`` ..."""
+        return Counter(outcome_key(r) for r in self.results)
+
+    @property
+    def timeouts(self) -> int:
+        """Calls with no final answer in time (cancelled by us; a 487 to that CANCEL still counts here)."""
+        return sum(1 for r in self.results if r.outcome is Outcome.TIMEOUT)
+
+    @property
+    def remote_ended(self) -> int:
+        """Answered calls the other side ended (the switch or the callee sent BYE) before our hold was up."""
+        return sum(1 for r in self.results if r.outcome is Outcome.ANSWERED and r.hangup_by == "callee")
+
+    @property
+    def unavailable(self) -> int:
+        """Calls answered 503 Service Unavailable (the switch overloaded or draining, or every gateway failed)."""
+        return sum(1 for r in self.results if r.outcome is Outcome.REJECTED and r.final_status == 503)
+
+    @property
+    def completed(self) -> int:
+        """Calls that got their final answer (any code) — not timed out, not cut by a lost connection."""
+        return sum(1 for r in self.results if r.outcome in _COMPLETED)
+
+    @property
+    def completed_per_second(self) -> float:
+        """The rate the server completed calls at: (n - 1) / (last final answer - first), NaN below 2.
+
+        Measured at the caller on the final answers, as SIPp's INVITE→200 rate is: a server that
+        falls behind completes calls slower than they were sent, whatever the send rate.
+        """
+        done = sorted(r.started_at + r.setup_latency for r in self.results
+                      if r.outcome in _COMPLETED and r.setup_latency is not None)
+        if len(done) < 2:
+            return math.nan
+        span = done[-1] - done[0]
+        return (len(done) - 1) / span if span > 0 else math.inf
 
     @property
     def latencies(self) -> list[float]:
@@ -69,11 +103,27 @@ class LoadReport:
 
     @property
     def calls_per_second(self) -> float:
-        """The INVITE rate achieved: calls placed per second from the first INVITE to the last."""
+        """The send rate achieved: INVITEs per second from the first to the last (not what completed)."""
         count = len(self.results)
         if count < 2 or self.send_duration <= 0:
             return math.nan if count < 2 else math.inf
         return (count - 1) / self.send_duration
+
+
+_COMPLETED = (Outcome.ANSWERED, Outcome.REJECTED, Outcome.CANCELLED)
+
+
+def outcome_key(result: CallResult) -> str:
+    """How one call ended, for counting: the final code (``"200"``, ``"486"``, ``"503"``), or
+    ``"200 remote-ended"`` for an answered call the other side hung up, ``"timeout"`` for no final
+    answer in time (even when our CANCEL then got its 487), ``"transport_error"``.
+    """
+    match result.outcome:
+        case Outcome.TIMEOUT | Outcome.TRANSPORT_ERROR:
+            return str(result.outcome)
+        case Outcome.ANSWERED if result.hangup_by == "callee":
+            return f"{result.final_status} remote-ended"
+    return str(result.final_status)
 
 
 async def run_load(

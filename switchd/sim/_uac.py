@@ -45,7 +45,7 @@ from switchd.sip import (
     make_response,
 )
 
-from ._address import HostPort, format_address, parse_address
+from ._address import HostPort, check_user, format_address, parse_address
 from ._connection import Attach, Close, Send, run_connection, socket_ends
 from ._errors import AddressError, SimTransportError
 from ._mailbox import ConnectionGone, earliest, next_sip
@@ -148,9 +148,10 @@ class UacConnection:
         """
         options = CallOptions(hold=hold, cancel_after=cancel_after, timeout=timeout, timers=timers or TimerConfig())
         try:
-            call = _Caller(self, caller, callee, options)
-        except SipError as exc:  # make_request's lazy URI parse may raise RemoteProtocolError too
-            raise AddressError(f"cannot call {callee!r} as {caller!r}: {exc}") from exc
+            call = _Caller(self, check_user(caller, "caller"), check_user(callee, "callee"), options)
+        except (AddressError, SipError) as exc:  # make_request may still refuse what the URI grammar took
+            reason = str(exc).removeprefix("make_request: ")
+            raise AddressError(f"cannot call {callee!r} as {caller!r}: {reason}") from exc
         done: list[CallResult] = []
         finished = trio.Event()
         await self._nursery.start(partial(Process.start_link, _run_caller, call, done, finished))

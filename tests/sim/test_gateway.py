@@ -190,6 +190,7 @@ async def test_the_simulator_is_a_tree_of_calls_connections_and_listener() -> No
 async def test_a_number_that_cannot_be_a_sip_user_is_refused_before_anything_is_sent(sim: SimGateway) -> None:
     with trio.fail_after(LIMIT):
         async with open_uac(sim.addresses[0]) as uac:
-            with pytest.raises(AddressError, match="cannot call '2000' as 'a b'"):
+            with pytest.raises(AddressError, match="cannot call '2000' as 'a b': caller 'a b' is not a SIP user") as info:
                 await uac.call("a b", "2000")
+            assert "make_request" not in str(info.value)
             assert (await uac.call("1000", "2000", hold=0.0)).answered  # the connection is still fine
