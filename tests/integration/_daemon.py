@@ -30,6 +30,11 @@ from switchd.config import Config, load
 from ._sipp import free_tcp_port, wait_for_tcp_port
 
 REPO = Path(__file__).resolve().parents[2]
+
+# `python -m switchd` with at most {nofile} open files, as `ulimit -n` sets them; a wrapper rather
+# than Popen's preexec_fn, which is unsafe while the tests run other threads.
+_LIMITED = ("import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile})); "
+            "sys.argv[0] = 'switchd'; runpy.run_module('switchd', run_name='__main__', alter_sys=True)")
 RATE_DECK = REPO / "config" / "rates.csv"  # the sample deck: +1 is 0.01/min in 6 s increments
 
 # Timers short enough for a test to see them fire, long enough for a loaded 2-core CI box.
@@ -39,10 +44,13 @@ FAST_TIMERS: Mapping[str, float] = {"t1": 0.5, "t2": 4.0, "t4": 5.0, "no_answer"
 
 @dataclass(frozen=True, slots=True)
 class GatewaySpec:
-    """A gateway of the test configuration: `name` at 127.0.0.1:`port`."""
+    """A gateway of the test configuration: `name` at 127.0.0.1:`port`, over `transport` ("tcp", "udp"); with
+    `registration` (its table: username, password, expires, domain) switchd registers with it."""
 
     name: str
     port: int
+    transport: str = "tcp"
+    registration: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +60,13 @@ class RouteSpec:
     prefix: str
     gateways: tuple[str, ...]
     id: str | None = None
+
+
+def _section_lines(sections: Mapping[str, Mapping[str, object]]) -> list[str]:
+    lines: list[str] = []
+    for name, keys in sections.items():
+        lines += [f"[{name}]", *(f"{key} = {_toml_value(value)}" for key, value in keys.items()), ""]
+    return lines
 
 
 def _toml_value(value: object) -> str:
@@ -64,6 +79,8 @@ def _toml_value(value: object) -> str:
         return f'"{text}"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{key} = {_toml_value(v)}" for key, v in value.items()) + " }"
     raise TypeError(f"no TOML spelling for {value!r}")
 
 
@@ -91,13 +108,23 @@ def write_config(
     policy: str = "priority_weight",
     sip_port: int | None = None,
     routes_file: bool = False,
+    sip: Mapping[str, object] | None = None,
+    database_url: str | None = None,
+    api: Mapping[str, object] | None = None,
+    sections: Mapping[str, Mapping[str, object]] | None = None,
 ) -> DaemonConfig:
     """A switchd configuration file in `directory`, every port on 127.0.0.1 and every file under it.
 
     Without `routes`, one catch-all route (prefix "") sends every number to `gateways` in order —
     SIPp dials the word "service" unless told otherwise. `timers` override `FAST_TIMERS`. With
     `routes_file`, gateways and routes go to `routes.toml` next to it (what SIGHUP re-reads; see
-    `write_routes`).
+    `write_routes`). `sip` adds keys to `[sip]` (its limits), `api` to `[api]` (e.g. chaos).
+    `database_url` replaces the SQLite file under `directory` (e.g. PostgreSQL). `sections` writes
+    more tables, e.g. ``{"auth": {"realm": "pbx.test"}}``. Without an ``acl`` among them and without
+    ``domain`` in `sip`, loopback is trusted (``acl.trusted = ["127.0.0.0/8"]``, as the shipped
+    configuration does), so SIPp calls without accounts as it did before switchd had any; a
+    configuration that serves a domain (its users are phones, which authenticate) trusts nobody
+    unless it says so.
     """
     directory.mkdir(parents=True, exist_ok=True)
     sip_port = free_tcp_port() if sip_port is None else sip_port
@@ -110,19 +137,24 @@ def write_config(
         "",
         "[sip]",
         f'listen = "127.0.0.1:{sip_port}"',
+        *(f"{key} = {_toml_value(value)}" for key, value in (sip or {}).items()),
         "",
         "[api]",
         f'listen = "127.0.0.1:{free_tcp_port()}"',
+        *(f"{key} = {_toml_value(value)}" for key, value in (api or {}).items()),
         "",
         "[billing]",
         f"rate_deck = {_toml_value(RATE_DECK)}",
         "",
+        *([] if database_url is None else ["[database]", f"url = {_toml_value(database_url)}", ""]),
         "[timers]",
         *(f"{key} = {_toml_value(float(value))}" for key, value in chosen.items()),
         "",
         "[limits]",
         f"max_calls = {max_calls}",
         "",
+        *_section_lines({**({} if "domain" in (sip or {}) else {"acl": {"trusted": ["127.0.0.0/8"]}}),
+                         **(sections or {})}),
         "[routing]",
         f"policy = {_toml_value(policy)}",
     ]
@@ -141,6 +173,10 @@ def _routing_lines(gateways: Sequence[GatewaySpec], routes: Sequence[RouteSpec])
     for gateway in gateways:
         lines += ["", "[[gateways]]", f"name = {_toml_value(gateway.name)}",
                   f'address = "127.0.0.1:{gateway.port}"']
+        if gateway.transport != "tcp":
+            lines.append(f"transport = {_toml_value(gateway.transport)}")
+        if gateway.registration is not None:
+            lines.append(f"registration = {_toml_value(gateway.registration)}")
     for route in routes:
         lines += ["", "[[routes]]"]
         if route.id is not None:
@@ -161,8 +197,10 @@ class Switchd:
 
     cfg: DaemonConfig
     stderr_path: Path
+    nofile: int | None = None  # RLIMIT_NOFILE of the daemon (ulimit -n); None: the test's own
     proc: subprocess.Popen[bytes] | None = None
     returncode: int | None = None
+    args: tuple[str, ...] = ()  # more `switchd run` options, e.g. ("--log-format", "json")
     _stderr: object = field(default=None, repr=False)
 
     @property
@@ -184,8 +222,9 @@ class Switchd:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         stderr = self.stderr_path.open("ab")
         self._stderr = stderr
+        command = ["-m", "switchd"] if self.nofile is None else ["-c", _LIMITED.format(nofile=self.nofile)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "switchd", "run", "--config", str(self.cfg.path)],
+            [sys.executable, *command, "run", "--config", str(self.cfg.path), *self.args],
             cwd=self.cfg.path.parent, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=env,
         )
         try:

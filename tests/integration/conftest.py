@@ -30,10 +30,16 @@ class StartSwitchd:
         max_calls: int = 1000,
         routes_file: bool = False,
         name: str = "switchd",
+        sip: Mapping[str, object] | None = None,
+        nofile: int | None = None,
+        database_url: str | None = None,
+        api: Mapping[str, object] | None = None,
+        args: Sequence[str] = (),
     ) -> Switchd:
+        """`args`: more `switchd run` options (e.g. ``("--workers", "2")``)."""
         cfg = write_config(self.tmp_path / name, gateways, routes=routes, timers=timers, max_calls=max_calls,
-                           routes_file=routes_file)
-        return self._start(Switchd(cfg, self.tmp_path / f"{name}.stderr"))
+                           routes_file=routes_file, sip=sip, database_url=database_url, api=api)
+        return self._start(Switchd(cfg, self.tmp_path / f"{name}.stderr", nofile=nofile, args=tuple(args)))
 
     def again(self, stopped: Switchd) -> Switchd:
         """A new daemon with the configuration (and so the database) of `stopped`, which has exited."""
