@@ -1,6 +1,6 @@
 """switchd.otp benchmark: four figures, each with a baseline measured in the same run.
 
-Run: /work/venv/bin/python bench/otp_bench.py   (takes 15-30 s; results go in docs/performance.md)
+Run: python bench/otp_bench.py   (takes 15-30 s; results go in docs/performance.md)
 
 Figures 1-3 are medians over 7 batches that alternate with their baseline's batches, timed in
 CPU time of this process, so load from other jobs on the machine hits figure and baseline alike

@@ -1,7 +1,7 @@
 """Benchmark of switchd.sip: parse an INVITE and read what a proxy needs; serialise a 200 OK.
 
 Same-run baseline: h11 parsing an HTTP request of about the same size and header count.
-Run: /work/venv/bin/python bench/sip_bench.py   (takes a few seconds)
+Run: python bench/sip_bench.py   (takes a few seconds)
 """
 
 from __future__ import annotations
