@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import trio
 
@@ -86,6 +87,13 @@ class Node:
     async def post(self, target: str, value: object) -> HttpAnswer:
         async with self.client() as client:
             return await client.post_json(target, value, token=self.token)
+
+    async def until_state(self, call_id: str, state: str) -> None:
+        """Ask the API until the call is in `state` (there is no event for the caller's ACK: CallAnswered
+        is the callee's answer, and the caller's 200 may still be held for the CDR's answer step)."""
+        with trio.fail_after(10):
+            while (await self.get(f"/calls/{quote(call_id, safe='')}")).json()["state"] != state:
+                await trio.sleep(0.01)
 
     async def request(self, method: str, target: str, *, body: bytes = b"",
                       headers: list[tuple[str, str]] | None = None) -> HttpAnswer:

@@ -24,13 +24,6 @@ def _path(call_id: str) -> str:
     return quote(call_id, safe="")
 
 
-async def _until_state(node: Node, call_id: str, state: str) -> None:
-    """Ask the API until the call is in `state` (there is no event for the caller's ACK)."""
-    with trio.fail_after(10):
-        while (await node.get(f"/calls/{_path(call_id)}")).json()["state"] != state:
-            await trio.sleep(0.01)
-
-
 async def test_health_status_and_tree_describe_the_running_node(tmp_path: Path) -> None:
     async with running_node(tmp_path) as node:
         health = await node.get("/health")
@@ -81,7 +74,7 @@ async def test_an_answered_call_ended_by_the_operator_gets_bye_and_is_billed_as_
             nursery.start_soon(partial(_call, node, ANSWERS, results, hold=30.0))
             await node.events.wait_for(lambda e: bool(e.of(CallAnswered)))
             [answered] = node.events.of(CallAnswered)
-            await _until_state(node, answered.call_id, "answered")  # the caller's ACK is in: billable
+            await node.until_state(answered.call_id, "answered")  # the caller's ACK is in: billable
             assert (await node.request("DELETE", f"/calls/{_path(answered.call_id)}")).status == 202
         cdrs = (await node.get(f"/cdrs/{_path(answered.call_id)}")).json()["cdrs"]
     [result] = results

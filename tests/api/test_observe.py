@@ -146,6 +146,8 @@ async def test_chaos_under_calls_kills_servers_and_calls_and_loses_no_cdr(tmp_pa
             for _ in range(6):
                 nursery.start_soon(partial(_call, node, ANSWERS, results, hold=5.0))
             await node.events.wait_for(lambda e: len(e.of(CallAnswered)) == 6)
+            for answered in node.events.of(CallAnswered):  # each caller's ACK is in: a killed call is billable
+                await node.until_state(answered.call_id, "answered")
             calls = (await node.post("/chaos", {"kill": "call", "count": 2})).json()["killed"]
             billing = (await node.post("/chaos", {"kill": "billing"})).json()["killed"]
             events = (await node.post("/chaos", {"kill": "events"})).json()["killed"]
