@@ -219,7 +219,7 @@ def _wait_listening(port: int, transport: str, proc: subprocess.Popen[bytes] | N
 class SwitchdNode:
     """One `python -m switchd run` in `workdir`, SIP on `ports.server`, every call to `ports.callee`.
 
-    `cps`/`burst`/`max_calls` are its [limits]; `transport` "t1" (TCP) or "u1" (UDP: it also listens
+    `cps`/`burst`/`max_calls`/`max_loop_lag` are its [limits]; `transport` "t1" (TCP) or "u1" (UDP: it also listens
     on UDP 5060 and its gateway is UDP); `workers` is passed as `switchd run --workers N` when set;
     `repo` is the source tree it runs (another checkout, to compare two versions in one run).
     """
@@ -232,6 +232,7 @@ class SwitchdNode:
     cps: float = 100_000.0
     burst: int = 100_000
     max_calls: int = 100_000
+    max_loop_lag: float = 0.0  # [limits] max_loop_lag: 0 leaves it off, as shipped
     workers: int | None = None
     api_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
@@ -259,7 +260,8 @@ class SwitchdNode:
             *([f'listen_udp = ["127.0.0.1:{self.ports.server}"]'] if udp else []), "",
             "[api]", f'listen = "127.0.0.1:{self.api_port}"', "",
             "[billing]", f'rate_deck = "{RATE_DECK}"', "",
-            "[limits]", f"max_calls = {self.max_calls}", f"cps = {self.cps:g}", f"burst = {self.burst}", "",
+            "[limits]", f"max_calls = {self.max_calls}", f"cps = {self.cps:g}", f"burst = {self.burst}",
+            f"max_loop_lag = {self.max_loop_lag:g}", "",
             "[[gateways]]", 'name = "callee"', f'address = "127.0.0.1:{self.ports.callee}"',
             *(['transport = "udp"'] if udp else []), "",
             "[[routes]]", 'prefix = ""', 'gateways = ["callee"]', "",

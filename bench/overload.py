@@ -2,6 +2,7 @@
 
     python bench/overload.py --clean-rate 300            # 600 cps for 20 s, [limits] cps = 300
     python bench/overload.py --clean-rate 300 --factor 2 --seconds 30 --transport u1
+    python bench/overload.py --clean-rate 300 --max-loop-lag 5     # also refuse while the loop is 5 ms late
 
 switchd runs from a temp dir (SQLite, the sample rate deck, log level WARNING) with [limits] cps at
 the clean rate and the shipped burst (200); max_calls stays at the shipped 1,000 unless the
@@ -60,11 +61,11 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
     ports = args.ports
     ports_free(ports, args.transport)
     node = SwitchdNode(tmp / "switchd", ports=ports, transport=args.transport, cps=clean, burst=SHIPPED_BURST,
-                       max_calls=max_calls, workers=args.workers)
+                       max_calls=max_calls, max_loop_lag=args.max_loop_lag / 1000, workers=args.workers)
     node.start()
     try:
         print(f"overload: {machine()}; load {load_average()}; switchd pid {node.pid}, [limits] cps={clean:g} "
-              f"burst={SHIPPED_BURST} max_calls={max_calls}; offering {offered:g} cps x {args.seconds:g} s = "
+              f"burst={SHIPPED_BURST} max_calls={max_calls} max_loop_lag={args.max_loop_lag:g} ms; offering {offered:g} cps x {args.seconds:g} s = "
               f"{calls} calls, hold {args.hold_ms} ms, {args.transport}", flush=True)
         before = CdrCounts.read(node.database)
         out = tmp / "sipp"
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hold-ms", type=int, default=1000, help="call hold, ACK -> BYE (default 1000)")
     p.add_argument("--transport", choices=["t1", "u1"], default="t1")
     p.add_argument("--workers", type=int, help="run switchd with `run --workers N`")
+    p.add_argument("--max-loop-lag", type=float, default=0.0, metavar="MS",
+                   help="[limits] max_loop_lag in ms: refuse new calls while the event loop is later (default off)")
     p.add_argument("--ports", default="5060,5070", help="SERVER,CALLEE ports on 127.0.0.1 (default 5060,5070)")
     args = p.parse_args(argv)
     try:
@@ -131,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--ports: two different ports SERVER,CALLEE, not {args.ports!r}")
     if args.clean_rate <= 0 or args.factor <= 0 or args.seconds <= 0:
         p.error("--clean-rate, --factor and --seconds must be positive")
+    if args.max_loop_lag < 0:
+        p.error("--max-loop-lag must be >= 0")
     for tool in ("sipp", "tcpdump"):
         if shutil.which(tool) is None:
             print(f"overload: {tool} is not installed", file=sys.stderr)

@@ -96,6 +96,7 @@ from switchd.otp import (
     Pid,
     Strategy,
     SupervisorFlags,
+    lag_monitor_spec,
     run_async,
 )
 from switchd.switch import (
@@ -248,7 +249,11 @@ def build_app(config: Config, *, deck: RateDeck | None = None) -> Application:
                            link_settings=link_settings)
     runtime = Runtime(config, admission, connections, cdrs, conn_settings, dispatcher, config.routing.table,
                       gateways, deck, UdpCounters(rejections=admission.rejections), link_settings)
+    # the event loop's lateness, measured when admission looks at it (limits.max_loop_lag)
+    lag = [] if admission.loop_lag is None else [lag_monitor_spec(admission.loop_lag,
+                                                                   interval=config.limits.loop_lag_interval)]
     children = [
+        *lag,
         ChildSpec(id="events", start=partial(EventManager.start_link, name="events")),
         billing_child_spec(lambda: config.billing_store(runtime.deck), queue=cdrs),
         router_child_spec(lambda: runtime.table, policy=config.routing.policy, costs=_costs(deck)),

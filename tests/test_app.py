@@ -6,6 +6,7 @@ import dataclasses
 import gc
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -26,12 +27,14 @@ from switchd.otp import (
     Down,
     ExitReason,
     GenServer,
+    LoopLag,
     NoReply,
     Pid,
     Process,
     Restart,
     Stop,
     Supervisor,
+    get_state,
     monitor,
     receive,
     self_pid,
@@ -433,3 +436,33 @@ async def test_the_configured_limits_reach_admission_and_the_connection_table_wh
     await trio.sleep(1.0)
     runtime.admission.admit("192.0.2.1")
     assert runtime.admission.statistics().rejections.by_cause == {"rate": 1}
+
+
+async def test_with_max_loop_lag_a_monitor_starts_first_and_a_stalled_loop_gets_the_next_invite_503(
+        tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    config = dataclasses.replace(config, limits=dataclasses.replace(config.limits, max_loop_lag=0.02,
+                                                                    loop_lag_interval=0.5))
+    async with trio.open_nursery() as nursery:
+        root: Pid = await nursery.start(serve, config)
+        assert [c.id for c in await which_children(root)][:2] == ["loop_lag", "events"]
+        monitor_pid = whereis("loop_lag")
+        assert monitor_pid is not None
+        lag: LoopLag = (await get_state(monitor_pid)).lag
+        [(host, port)] = await listening_on()
+        caller = Peer(await trio.open_tcp_stream(host, port))
+        seen = lag.samples
+        with trio.fail_after(5):
+            while lag.samples == seen:  # a tick was just handled: the next is due in 0.5 s
+                await trio.sleep(0.01)
+        time.sleep(1.0)  # noqa: ASYNC251 - the loop stands still for 1 s: the next tick is ~0.5 s late
+        with trio.fail_after(5):
+            while lag.samples == seen + 1:
+                await trio.sleep(0.01)
+        assert lag.max >= 0.4 and lag.mean > 0.02  # ~0.1: seven on-time ticks (3.5 s) to fall under 0.02
+        await caller.send(request("INVITE", "lag-1", uri="sip:15551234567@127.0.0.1"))
+        answer = await caller.read()
+        assert isinstance(answer, Response) and answer.status == 503
+        assert answer.headers.get("Retry-After") == "1"
+        await caller.stream.aclose()
+        await stop("switchd", "shutdown", timeout=30)

@@ -629,3 +629,16 @@ def test_a_domain_must_be_a_host() -> None:
 def test_new_calls_are_challenged_once_the_node_serves_a_domain_or_trusts_a_network(text: str,
                                                                                      challenged: bool) -> None:
     assert loads(text).challenges_calls() is challenged
+
+
+def test_the_loop_lag_limit_is_off_by_default_and_read_in_seconds() -> None:
+    default = loads("")
+    assert (default.limits.max_loop_lag, default.limits.loop_lag_interval) == (0.0, 0.01)
+    assert default.admission().loop_lag is None
+    cfg = loads("[limits]\nmax_loop_lag = 0.05\nloop_lag_interval = 0.02\n")
+    assert (cfg.limits.max_loop_lag, cfg.limits.loop_lag_interval) == (0.05, 0.02)
+    admission = cfg.admission()
+    assert admission.loop_lag is not None and admission.max_loop_lag == 0.05
+    assert_refused("[limits]\nmax_loop_lag = -0.1\n", line=2, key="limits.max_loop_lag", reason="must be >= 0")
+    assert_refused("[limits]\n\nloop_lag_interval = 0\n", line=3, key="limits.loop_lag_interval",
+                   reason="must be > 0")

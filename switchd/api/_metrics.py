@@ -190,6 +190,12 @@ class NodeMetrics(Collector):
         yield _gauge("switchd_draining", "1 while the node drains (new calls get 503).", float(admission.draining))
         yield _counter("switchd_rejections", "Requests and connections the node turned away, by cause.", ["cause"],
                        {(c,): n for c, n in admission.rejections.by_cause.items()})
+        lag = self.view.admission.loop_lag
+        if lag is not None:  # measured only when limits.max_loop_lag is set
+            yield _gauge("switchd_loop_lag_seconds", "How late the event loop runs a timer: mean of recent ticks.",
+                         lag.mean)
+            yield _gauge("switchd_loop_lag_max_seconds", "The latest the event loop ran a timer since the node started.",
+                         lag.max)
 
     def _sip(self) -> Iterator[Metric]:
         tap = self.view.tap

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from switchd.billing import BillingStoreConfig, CdrQueue, NumberingPlan, RateDeck
-from switchd.otp import ChildSpec
+from switchd.otp import ChildSpec, LoopLag
 from switchd.sip import DEFAULT_LIMITS, DigestAlgorithm, Nonces, TimerConfig
 from switchd.switch import (
     AccountLookup,
@@ -240,6 +240,10 @@ class LimitsConfig:
     per_ip_burst: int = opt(20, at_least(1))  # new calls from one address taken at once above per_ip_cps
     register_per_ip_rate: float = opt(10.0, at_least(0))  # REGISTERs a second from one address; 0: no limit
     register_per_ip_burst: int = opt(50, at_least(1))  # REGISTERs from one address taken at once above it
+    # seconds: while the event loop's mean lateness is above this, new calls get 503 (switchd.otp.LoopLag,
+    # measured every loop_lag_interval); 0: off, as it is by default — set it for the machine the node runs on
+    max_loop_lag: float = opt(0.0, at_least(0))
+    loop_lag_interval: float = opt(0.01, positive)  # seconds between two measures of the loop's lateness
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -318,12 +322,16 @@ class Config:
                             udp_max_request_size=self.sip.udp_max_request_size)
 
     def admission(self) -> Admission:
-        """The node's Admission: the drain, the calls per second in all and per source, the REGISTERs per source."""
+        """The node's Admission: the drain, the calls per second in all and per source, the REGISTERs per
+        source, and the event loop's lateness when ``limits.max_loop_lag`` is set (its `LoopLag` is
+        ``admission.loop_lag``, for the tree's LagMonitor to fill)."""
         limits = self.limits
+        lag = LoopLag() if limits.max_loop_lag > 0 else None
         return Admission(drain_retry_after=max(self.timers.drain_timeout, 1.0), cps=limits.cps,
                          burst=limits.burst, per_ip_cps=limits.per_ip_cps, per_ip_burst=limits.per_ip_burst,
                          register_per_ip_rate=limits.register_per_ip_rate,
-                         register_per_ip_burst=limits.register_per_ip_burst)
+                         register_per_ip_burst=limits.register_per_ip_burst,
+                         loop_lag=lag, max_loop_lag=limits.max_loop_lag)
 
     def acl_lists(self) -> Acl:
         """The node's access lists (checked at load: every entry is a network)."""

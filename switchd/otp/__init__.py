@@ -27,6 +27,9 @@ Registry: ``register``, ``whereis``, ``unregister``; duplicate keys ``join``, ``
 
 Application: ``Application``, ``run``, ``run_async``.
 
+Load: ``LoopLag`` (how late the event loop runs) and ``LagMonitor`` (``lag_monitor_spec``) that
+measures it.
+
 Introspection and reports: ``processes``, ``process_info``, ``ProcessInfo``, ``tree``,
 ``TreeNode``; ``set_report_handler``, ``Report``, ``ReportKind``, ``ReportHandler`` (logger
 ``switchd.otp``).
@@ -72,6 +75,7 @@ from ._event_manager import (
 )
 from ._gen_server import GenServer, NoReply, Reply, Stop
 from ._introspection import ProcessInfo, TreeNode, process_info, processes, tree
+from ._lag import LagMonitor, LoopLag, lag_monitor_spec
 from ._messages import (
     Process,
     cancel_timer,
@@ -124,13 +128,13 @@ __all__ = [
     "CallTimeout", "Caller", "ChildCounts", "ChildInfo", "ChildSpec", "ChildType", "Down",
     "DynamicSupervisor", "EVENT_TIMEOUT", "Enter", "Event", "EventHandler", "EventManager",
     "EventTimeout", "EventType", "ExitReason", "GenServer", "GenericTimeout", "INFO", "INTERNAL",
-    "KeepState", "MaxChildren", "MonitorRef", "NextEvent", "NextState", "NoProcess", "NoReply",
+    "KeepState", "LagMonitor", "LoopLag", "MaxChildren", "MonitorRef", "NextEvent", "NextState", "NoProcess", "NoReply",
     "NotABehaviour", "OTPError", "Pid", "Postpone", "Process", "ProcessInfo", "ReceiveTimeout",
     "Reply", "ReplyAction", "Report", "ReportHandler", "ReportKind", "Restart", "STATE_TIMEOUT",
     "ServerExited", "StateMachine", "StateTimeout", "Stop", "Strategy", "Supervisor",
     "SupervisorFlags", "SupervisorGaveUp", "TimerRef", "TreeNode", "add_handler", "call",
     "call_handler", "cancel_timer", "cast", "change_code", "count_children", "delete_child",
-    "delete_handler", "demonitor", "dispatch", "get_state", "is_process_alive", "join", "leave",
+    "delete_handler", "demonitor", "dispatch", "get_state", "is_process_alive", "join", "lag_monitor_spec", "leave",
     "members", "monitor", "notify", "process_info", "processes", "receive", "register",
     "replace_state", "reply", "restart_child", "resume", "run", "run_async", "self_pid", "send",
     "send_after", "set_inline_handler", "set_report_handler", "start_child", "stop", "suspend", "sync_notify",

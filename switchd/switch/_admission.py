@@ -1,6 +1,6 @@
 """Admission control: whether this node takes a new call now, and what a refusal tells the caller.
 
-Four things refuse a new call, each answered 503 Service Unavailable with Retry-After at once —
+Five things refuse a new call, each answered 503 Service Unavailable with Retry-After at once —
 never queued, so an overload costs the node one parse and one answer per INVITE:
 
 * draining — the daemon was asked to stop (SIGTERM/SIGINT): calls in flight go on, new ones are
@@ -12,7 +12,15 @@ never queued, so an overload costs the node one parse and one answer per INVITE:
   the expensive part of a call (a session, a CDR open, a route lookup), and taking more of them
   than the node can set up makes every call slow instead of some refused;
 * at capacity — the ``calls`` DynamicSupervisor already runs ``limits.max_calls`` sessions and
-  refused the start with MaxChildren.
+  refused the start with MaxChildren;
+* a late event loop — when ``limits.max_loop_lag`` is set, while the loop's mean lateness
+  (`switchd.otp.LoopLag`, measured by the tree's LagMonitor) is above it. The rates above are
+  what the operator thinks the node can take; this is what it can take now, on this machine, with
+  whatever else the cores are doing. A node past its capacity makes every message wait its turn —
+  the 503s too — so its callers hear a late answer or none instead of a quick 503 they can take
+  elsewhere. Refusing while the loop is late keeps the queue short: each excess INVITE then costs
+  one parse and one answer, and the lateness falls back under the limit. It is off by default, as
+  FreeSWITCH's ``min-idle-cpu`` is: a threshold right for one machine is wrong for another.
 
 A REGISTER counts against its source's rate as a new call does (``per_ip_cps``: pike counts every
 request of a source, and a phone that floods REGISTERs must not set up calls on the same budget),
@@ -43,13 +51,17 @@ from dataclasses import dataclass
 
 import trio
 
-from switchd.otp import MaxChildren
+from switchd.otp import LoopLag, MaxChildren
 
 from ._errors import Overloaded
 from ._rate import SourceBuckets, TokenBucket
 from ._tally import Cause, Tally, TallyStats
 
 log = logging.getLogger(__name__)
+
+LOOP_LAG_RETRY_AFTER = 1.0
+"""Seconds a 503 sent while the event loop is late asks the caller to wait: a lateness comes and goes
+in well under a second, and 1 is the least Retry-After says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,7 @@ class AdmissionStats:
     refused_full: int  # new calls refused because max_calls sessions were running
     refused_rate: int  # new calls refused over the node's calls-per-second
     refused_source_rate: int  # new calls refused over their source address's calls-per-second
+    refused_loop_lag: int  # new calls refused while the event loop ran later than limits.max_loop_lag
     rejections: TallyStats  # every rejection of the node by cause, these four and the edge's
 
 
@@ -76,6 +89,8 @@ class Admission:
     ``per_ip_cps``, ``per_ip_burst``: the same for each source address; 0 means no limit, 0 and 1.
     ``register_per_ip_rate``, ``register_per_ip_burst``: REGISTERs a second from one source address,
     and how many at once above it; 0 means no limit, 0 and 1.
+    ``loop_lag``, ``max_loop_lag``: the node's measured lateness and the mean above which a new call
+    is refused (seconds, > 0 when ``loop_lag`` is given); without a ``loop_lag`` lateness is not looked at.
     ``rejections``: the node's rejection tally, shared with the connections and the edge; a new
     one when not given.
     """
@@ -84,17 +99,22 @@ class Admission:
         "_admitted",
         "_bucket",
         "_draining",
+        "_loop_lag",
         "_registers",
         "_sources",
         "drain_retry_after",
         "full_retry_after",
+        "max_loop_lag",
         "rejections",
     )
 
     def __init__(self, *, drain_retry_after: float = 30.0, full_retry_after: float = 5.0, cps: float = 0.0,
                  burst: int = 1, per_ip_cps: float = 0.0, per_ip_burst: int = 1,
                  register_per_ip_rate: float = 0.0, register_per_ip_burst: int = 1,
+                 loop_lag: LoopLag | None = None, max_loop_lag: float = 0.0,
                  rejections: Tally | None = None) -> None:
+        if loop_lag is not None and not max_loop_lag > 0:
+            raise ValueError(f"Admission: max_loop_lag must be > 0, not {max_loop_lag!r}")
         for name, value in (("drain_retry_after", drain_retry_after), ("full_retry_after", full_retry_after),
                             ("cps", cps), ("per_ip_cps", per_ip_cps), ("register_per_ip_rate", register_per_ip_rate)):
             if not value >= 0:
@@ -106,6 +126,8 @@ class Admission:
         self._sources = SourceBuckets(per_ip_cps, per_ip_burst) if per_ip_cps > 0 else None
         self._registers = (SourceBuckets(register_per_ip_rate, register_per_ip_burst) if register_per_ip_rate > 0
                            else None)
+        self._loop_lag = loop_lag
+        self.max_loop_lag = max_loop_lag
         self._draining = False
         self._admitted = 0
 
@@ -113,6 +135,11 @@ class Admission:
     def draining(self) -> bool:
         """True once `begin_drain` was called: new calls are refused from then on."""
         return self._draining
+
+    @property
+    def loop_lag(self) -> LoopLag | None:
+        """The event loop's lateness admission looks at; None when ``max_loop_lag`` is off."""
+        return self._loop_lag
 
     def begin_drain(self) -> None:
         """Refuse every new call from now on (calls in flight are not touched). Idempotent."""
@@ -130,6 +157,10 @@ class Admission:
         if self._draining:
             raise self._refuse(Cause.DRAINING, "draining: this node is shutting down", self.drain_retry_after,
                                call_id)
+        lag = self._loop_lag
+        if lag is not None and lag.mean > self.max_loop_lag:
+            raise self._refuse(Cause.LOOP_LAG, f"the event loop runs {lag.mean * 1000:.1f} ms late "
+                               f"(limit {self.max_loop_lag * 1000:g} ms)", LOOP_LAG_RETRY_AFTER, call_id)
         sources, bucket = self._sources, self._bucket
         if sources is not None or bucket is not None:
             now = trio.current_time()
@@ -178,7 +209,7 @@ class Admission:
         rejections = self.rejections.statistics()
         return AdmissionStats(self._draining, self._admitted, rejections[Cause.DRAINING],
                               rejections[Cause.CAPACITY], rejections[Cause.RATE], rejections[Cause.SOURCE_RATE],
-                              rejections)
+                              rejections[Cause.LOOP_LAG], rejections)
 
 
 def retry_after_header(overloaded: Overloaded) -> tuple[str, str]:

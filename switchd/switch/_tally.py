@@ -37,6 +37,7 @@ class Cause(StrEnum):
     CAPACITY = "capacity"  # new call with limits.max_calls sessions running (503)
     RATE = "rate"  # new call over the node's limits.cps (503)
     SOURCE_RATE = "source_rate"  # new call over limits.per_ip_cps from its source address (503)
+    LOOP_LAG = "loop_lag"  # new call while the event loop runs later than limits.max_loop_lag (503)
     CONNECTIONS = "connections"  # connection beyond sip.max_connections, none idle to shed (closed)
     CONNECTIONS_PER_IP = "connections_per_ip"  # connection beyond sip.max_connections_per_ip (closed)
     REGISTER_RATE = "register_rate"  # REGISTER over limits.register_per_ip_rate from its source (503)

@@ -32,8 +32,10 @@ async def _reload() -> _Reloaded:
     return _Reloaded()
 
 
-def make_state(settings: ApiSettings | None = None, *, database_url: str = "sqlite://") -> ApiState:
-    view = NodeView(node="test-node", version="9.9.9", admission=Admission(), connections=ConnectionTable(),
+def make_state(settings: ApiSettings | None = None, *, database_url: str = "sqlite://",
+               admission: Admission | None = None) -> ApiState:
+    view = NodeView(node="test-node", version="9.9.9", admission=admission or Admission(),
+                    connections=ConnectionTable(),
                     cdrs=CdrQueue(), tap=WireTap(), database_url=database_url, reload=_reload,
                     reloads=lambda: 0)
     return ApiState(settings or ApiSettings(port=0), view)

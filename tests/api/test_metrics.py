@@ -10,7 +10,8 @@ from trio.testing import MockClock
 
 from switchd.api import CallStats, MetricsHandler, Scrape
 from switchd.billing import Disposition, HangupParty
-from switchd.switch import CallAnswered, CallEnded, CallFailover, CallSetup
+from switchd.otp import LoopLag
+from switchd.switch import Admission, CallAnswered, CallEnded, CallFailover, CallSetup
 
 from ._fakes import make_state
 
@@ -57,6 +58,17 @@ async def test_the_handler_adds_up_the_call_events_the_scrape_exposes() -> None:
     assert samples[("switchd_billing_store_up", ())] == 0  # the store did not answer this scrape
     assert samples[("switchd_uptime_seconds", ())] == 1.5
     assert ("switchd_billing_db_up", ()) not in samples  # unknown is not reported as down
+    assert ("switchd_loop_lag_seconds", ()) not in samples  # not measured: limits.max_loop_lag is off
+
+
+def test_a_measured_loop_lag_is_exposed_as_its_mean_and_its_worst() -> None:
+    lag = LoopLag(weight=0.5)
+    lag.record(0.2)
+    lag.record(0.0)
+    state = make_state(admission=Admission(loop_lag=lag, max_loop_lag=0.05))
+    text = state.metrics.render(Scrape(None, [], 1.0)).decode()
+    samples = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    assert (samples["switchd_loop_lag_seconds"], samples["switchd_loop_lag_max_seconds"]) == (0.05, 0.2)
 
 
 async def test_each_node_has_a_registry_of_its_own_so_nodes_in_one_process_do_not_mix() -> None:

@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from switchd.otp import MaxChildren
+from switchd.otp import LoopLag, MaxChildren
 from switchd.switch import Cause, Overloaded
 from switchd.switch._admission import Admission, retry_after_header
 
@@ -146,3 +146,36 @@ async def test_registers_count_against_their_sources_request_rate_as_calls_do(
     await trio.sleep(0.1)
     admission.admit_register("192.0.2.7")
     assert admission.statistics().rejections[Cause.REGISTER_RATE] == 1
+
+
+async def test_while_the_event_loop_runs_late_new_calls_are_refused_without_spending_the_rate(
+        autojump_clock: trio.testing.MockClock) -> None:
+    lag = LoopLag(weight=1.0)
+    admission = Admission(cps=10.0, burst=2, loop_lag=lag, max_loop_lag=0.02)
+    lag.record(0.02)  # at the limit: still taken
+    admission.admit()
+    lag.record(0.025)
+    with pytest.raises(Overloaded, match="25.0 ms late") as caught:
+        admission.admit()
+    assert retry_after_header(caught.value) == ("Retry-After", "1")
+    lag.record(0.0)
+    admission.admit()  # the refusal took no token: the burst's second is still there
+    assert refusals(admission, 1) == [pytest.approx(0.1)]
+    stats = admission.statistics()
+    assert (stats.admitted, stats.refused_loop_lag, stats.refused_rate) == (2, 1, 1)
+    assert stats.rejections[Cause.LOOP_LAG] == 1
+
+
+async def test_draining_is_said_before_lateness() -> None:
+    lag = LoopLag(weight=1.0)
+    lag.record(1.0)
+    admission = Admission(loop_lag=lag, max_loop_lag=0.05, drain_retry_after=30.0)
+    admission.begin_drain()
+    with pytest.raises(Overloaded, match="draining"):
+        admission.admit()
+
+
+def test_a_measured_lateness_needs_a_positive_limit() -> None:
+    with pytest.raises(ValueError, match="max_loop_lag"):
+        Admission(loop_lag=LoopLag(), max_loop_lag=0.0)
+    assert Admission().loop_lag is None
