@@ -91,6 +91,10 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
     late = sum(1 for leg in invites if leg.invite is not None and leg.invite >= half
                and leg.final is not None and leg.final[0] == 200)
     steady = late / (span / 2) if span else float("nan")
+    # the same second half for the 503s: how fast the node refuses once the first burst is behind it
+    steady_refused_us = [(leg.final[1] - leg.invite) * 1e6 for leg in invites
+                         if leg.invite is not None and leg.invite >= half and leg.final is not None
+                         and leg.final[0] == 503]
     new_cdrs, still_open = after.rows - before.rows, after.open
     admitted = len(invites) - len(refused_us)
     admitted_failures = other + unanswered + sipp_failed
@@ -106,7 +110,9 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
           f"(target >= 90 %): {'met' if goodput_ok else 'NOT met'}")
     print(f"INVITE -> 503 at the node: p50 {pct(refused_us, 0.5) / 1000:.2f} ms, p95 {p95_ms:.2f} ms, "
           f"p99 {pct(refused_us, 0.99) / 1000:.2f} ms, max {max(refused_us, default=float('nan')) / 1000:.2f} ms "
-          f"(target p95 <= 5 ms): {'met' if refusal_ok else 'NOT met'}")
+          f"(target p95 <= 5 ms): {'met' if refusal_ok else 'NOT met'}; over the second half of the offer: "
+          f"{len(steady_refused_us)} 503s, p50 {pct(steady_refused_us, 0.5) / 1000:.2f} ms, "
+          f"p95 {pct(steady_refused_us, 0.95) / 1000:.2f} ms")
     print(f"admitted calls {admitted}, failures among them {admitted_failures} (target 0): "
           f"{'met' if admitted_failures == 0 else 'NOT met'}; CDRs {new_cdrs} new, {still_open} open: "
           f"{'every admitted call has a closed CDR' if cdrs_ok else 'NOT one closed CDR per admitted call'}")

@@ -157,10 +157,6 @@ class Admission:
         if self._draining:
             raise self._refuse(Cause.DRAINING, "draining: this node is shutting down", self.drain_retry_after,
                                call_id)
-        lag = self._loop_lag
-        if lag is not None and lag.mean > self.max_loop_lag:
-            raise self._refuse(Cause.LOOP_LAG, f"the event loop runs {lag.mean * 1000:.1f} ms late "
-                               f"(limit {self.max_loop_lag * 1000:g} ms)", LOOP_LAG_RETRY_AFTER, call_id)
         sources, bucket = self._sources, self._bucket
         if sources is not None or bucket is not None:
             now = trio.current_time()
@@ -173,6 +169,12 @@ class Admission:
                 wait = bucket.take(now)
                 if wait:
                     raise self._refuse(Cause.RATE, f"over {bucket.rate:g} calls/s", wait, call_id)
+        # Last, so a call refused for lateness has spent its tokens: the calls refused while the loop was
+        # late do not come back as one burst of the bucket's size the moment it catches up.
+        lag = self._loop_lag
+        if lag is not None and lag.mean > self.max_loop_lag:
+            raise self._refuse(Cause.LOOP_LAG, f"the event loop runs {lag.mean * 1000:.1f} ms late "
+                               f"(limit {self.max_loop_lag * 1000:g} ms)", LOOP_LAG_RETRY_AFTER, call_id)
         self._admitted += 1
 
     def admit_register(self, source: str, *, call_id: str | None = None) -> None:

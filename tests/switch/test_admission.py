@@ -148,10 +148,10 @@ async def test_registers_count_against_their_sources_request_rate_as_calls_do(
     assert admission.statistics().rejections[Cause.REGISTER_RATE] == 1
 
 
-async def test_while_the_event_loop_runs_late_new_calls_are_refused_without_spending_the_rate(
+async def test_while_the_event_loop_runs_late_new_calls_are_refused_and_spend_their_token(
         autojump_clock: trio.testing.MockClock) -> None:
     lag = LoopLag(weight=1.0)
-    admission = Admission(cps=10.0, burst=2, loop_lag=lag, max_loop_lag=0.02)
+    admission = Admission(cps=10.0, burst=3, loop_lag=lag, max_loop_lag=0.02)
     lag.record(0.02)  # at the limit: still taken
     admission.admit()
     lag.record(0.025)
@@ -159,7 +159,8 @@ async def test_while_the_event_loop_runs_late_new_calls_are_refused_without_spen
         admission.admit()
     assert retry_after_header(caught.value) == ("Retry-After", "1")
     lag.record(0.0)
-    admission.admit()  # the refusal took no token: the burst's second is still there
+    admission.admit()  # the burst's third token
+    # the late loop's refusal spent the second: no burst of refused calls comes back once it catches up
     assert refusals(admission, 1) == [pytest.approx(0.1)]
     stats = admission.statistics()
     assert (stats.admitted, stats.refused_loop_lag, stats.refused_rate) == (2, 1, 1)
