@@ -36,7 +36,7 @@ from pathlib import Path
 import trio
 from sqlalchemy.orm import Session
 
-from switchd.app import settle_gc
+from switchd import collector
 from switchd.billing import (
     BillingStore,
     BillingStoreConfig,
@@ -60,13 +60,14 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def _settle_gc() -> None:
-    """Tune the collector as the daemon does once its tree is up: `switchd.app.settle_gc` itself.
+    """Tune the collector as the daemon does once its tree is up: `switchd.collector.settle` itself.
 
     With CPython's defaults the collector walked the steps in flight (1,000 callers' requests,
     entries, ops and their dicts) several times each before they died by refcount, and every
     full collection walked SQLAlchemy's and Alembic's objects too: 40-55 us of CPU a pair here.
     """
-    settle_gc()
+    collector.release()  # an earlier run of this process settled it around its own objects
+    collector.settle()
 
 
 def _steps(call_id: str) -> tuple[CdrOpen, CdrClose]:

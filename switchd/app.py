@@ -54,7 +54,6 @@ this tree is `reload_config`; what must hold before anything is created is `chec
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import socket
@@ -67,7 +66,7 @@ from pathlib import Path
 
 import trio
 
-from switchd import __version__
+from switchd import __version__, collector
 from switchd.api import ApiSettings, NodeView, api_spec
 from switchd.billing import (
     AccountInfo,
@@ -96,6 +95,7 @@ from switchd.otp import (
     Pid,
     Strategy,
     SupervisorFlags,
+    count_children,
     lag_monitor_spec,
     run_async,
 )
@@ -261,6 +261,7 @@ def build_app(config: Config, *, deck: RateDeck | None = None) -> Application:
         ChildSpec(id=CALLS, start=partial(DynamicSupervisor.start_link, max_children=config.limits.max_calls,
                                           name=CALLS),
                   type=ChildType.SUPERVISOR, shutdown=math.inf),
+        collector.sweeper_spec(_calls_up),  # the cycles the collector's freezing defers, swept when quiet
         sip_service_spec(sip.listen.host, sip.listen.port, gateways, conn_settings, dispatcher, link_settings,
                          table=connections, udp=[(a.host, a.port) for a in udp], udp_dispatch=dispatcher,
                          udp_settings=sip.udp_settings(config.timers.sip_timers()), udp_counters=runtime.udp),
@@ -448,38 +449,15 @@ async def _keep_claim(claim: NodeClaim, node: trio.CancelScope, lost: list[NodeC
         node.cancel(reason=f"node claim lost: {exc}")
 
 
-GC_THRESHOLDS = (10_000, 5, 10)
-"""CPython's collector thresholds once the node runs (the default is 700, 10, 10): see `settle_gc`."""
-
-
-def settle_gc() -> None:
-    """Tune CPython's cyclic garbage collector for a node whose tree is up; called once, by `run_daemon`.
-
-    A call's objects (its session, legs, dialogs, messages) are freed by reference counting when the
-    call ends: they form no cycles the collector must find. But the collector still walks them:
-    every full (generation 2) collection visits every live tracked object — everything imported
-    and built at start-up (SQLAlchemy, Alembic, the tree) and every object of every call up — so
-    with thousands of calls held each one took hundreds of milliseconds (0.7 s with 2,700 up), the
-    event loop stood still meanwhile, and the CPU a call set up cost rose with the calls up
-    (docs/performance.md). So: what start-up built is collected once and frozen (`gc.freeze`: moved
-    to a generation no collection visits; it lives as long as the node anyway), and a young
-    collection waits for 10,000 net allocations instead of 700, so the objects of calls being set
-    up are far less often caught alive and promoted to generation 2, whose growth by a quarter
-    since the last full collection triggers the next one (1 in 5,000 calls instead of 8).
-    Generation 1 is collected every 5 young collections (default 10), so it holds at most ~50,000
-    objects: a pause of tens of milliseconds at worst, not the second of a full collection with
-    4,000 calls up. Cycles are still collected, only later. A full collection remains O(calls up).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+async def _calls_up() -> int:
+    return (await count_children(CALLS)).active
 
 
 class _ThenSettleGc:
-    """A task status for `serve` that settles the collector (`settle_gc`) once the tree is up."""
+    """A task status for `serve` that settles the collector (`switchd.collector.settle`) once the tree is up."""
 
     def started(self, value: object = None) -> None:
-        settle_gc()
+        collector.settle()
 
 
 def run_daemon(config: Config, *, hold: Callable[[], AbstractContextManager[object]] = nullcontext) -> int:
@@ -503,3 +481,5 @@ def run_daemon(config: Config, *, hold: Callable[[], AbstractContextManager[obje
         except KeyboardInterrupt:  # ^C before the signal handlers were installed (during the migration)
             log.warning("interrupted while starting")
             return 130
+        finally:
+            collector.release()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import signal
 import time
@@ -126,7 +125,7 @@ async def test_the_whole_tree_starts_in_order_and_answers_sip(tmp_path: Path) ->
     async with trio.open_nursery() as nursery:
         root: Pid = await nursery.start(serve, config)
         assert [c.id for c in await which_children(root)] == ["events", "billing", "router", "location", "calls",
-                                                               "sip", "registrations", "reloader", "api"]
+                                                               "collector", "sip", "registrations", "reloader", "api"]
         assert whereis("gateway:gw1") is not None and whereis("registrar") is not None
         [(host, port)] = await listening_on()
         peer = Peer(await trio.open_tcp_stream(host, port))
@@ -160,7 +159,7 @@ async def test_the_tree_stops_in_reverse_start_order(tmp_path: Path) -> None:
             await watching.start(Process.start_link, watch)
             await watching_all.wait()
             await stop("switchd", "shutdown", timeout=30)
-    assert exits == ["api", "reloader", "registrations", "sip", "calls", "location", "router", "billing", "events"]
+    assert exits == ["api", "reloader", "registrations", "sip", "collector", "calls", "location", "router", "billing", "events"]
 
 
 async def test_serve_returns_0_after_a_clean_stop(tmp_path: Path) -> None:
@@ -206,20 +205,6 @@ def test_run_daemon_returns_2_when_the_database_cannot_be_prepared(tmp_path: Pat
     config = dataclasses.replace(config, database=dataclasses.replace(config.database,
                                                                       url="sqlite:////proc/no/such/dir/x.db"))
     assert run_daemon(config) == 2
-
-
-def test_settling_the_collector_freezes_what_start_up_built_and_raises_the_young_threshold() -> None:
-    before, frozen = gc.get_threshold(), gc.get_freeze_count()
-    built_at_start = [object()]  # tracked only if it is a container: a list is
-    try:
-        app_module.settle_gc()
-        assert gc.get_threshold() == app_module.GC_THRESHOLDS
-        assert gc.get_threshold()[0] > 700  # CPython's default: a call's objects would be walked far more often
-        assert gc.get_freeze_count() > frozen
-        assert not any(o is built_at_start for o in gc.get_objects())  # frozen: no collection visits it
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*before)
 
 
 @pytest.mark.parametrize("victim", ["router", "billing", "events"])
