@@ -178,14 +178,17 @@ class _Link:
 
         That is an `Outbound`, and a `ToGateway` from a session that already sent that B-leg's
         Call-ID on this connection (its ACK, BYE ...: it is monitored and its Call-ID recorded
-        already). The first message of a B-leg, a UDP one, or anything while the connection is
-        down or closing goes to the mailbox (`_handle`). See `switchd.otp.set_inline_handler`.
+        already). The first message of a B-leg, a UDP one, anything while the connection is down or
+        closing, and an `Outbound` while a contact's link waits out its idle exit (the mailbox
+        restarts that wait) go to the mailbox (`_handle`). See `switchd.otp.set_inline_handler`.
         """
         io = self.io
         if io is None or io.closing:
             return False
         kind = type(msg)
         if kind is Outbound:
+            if self._idle_exit is not None and not (self.users or self.udp_users):
+                return False  # an idle contact link's mailbox: the write restarts its idle-exit wait
             assert isinstance(msg, Outbound)
             io.send_message(msg.message)
             return True
