@@ -359,6 +359,7 @@ class Kamailio:
 
     state: Path
     transport: str = "t1"
+    udp_workers: int | None = None  # kamailio.cfg's UDP_WORKERS (4) when None; 1 keeps a call's replies in order
     main_pid: int | None = None
 
     def start(self) -> Kamailio:
@@ -367,6 +368,8 @@ class Kamailio:
         if self.transport.startswith("u"):  # also listen on UDP, and reach the callee over UDP
             args += ["-A", f"LISTEN_UDP=udp:127.0.0.1:{KIT_PORTS.server}", "-A",
                      f'CALLEE="sip:127.0.0.1:{KIT_PORTS.callee}"']
+            if self.udp_workers is not None:
+                args += ["-A", f"UDP_WORKERS={self.udp_workers}"]
         done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60, check=False)
         if done.returncode != 0:
             raise HarnessError(f"kamailio did not start: {done.stderr.strip()}")

@@ -3,6 +3,7 @@
     bench/cps.sh                         # both ladders over TCP, then the wire latency at a moderate rate
     bench/cps.sh --quick --only switchd  # a smoke run: two low steps of a few calls
     bench/cps.sh --transport u1          # the same ladder over UDP
+    bench/cps.sh --transport u1 --kam-udp-workers 1   # ... with one Kamailio UDP worker (replies in order)
     bench/cps.sh --steps 100,200,400 --max-rate 3000 --seconds 10 --workers 2
 
 For each server (switchd first, then Kamailio) it starts the server on 127.0.0.1:5060, climbs the
@@ -214,7 +215,7 @@ def run_server(server: str, rates: list[float], wire_rate: float | None, args: a
     if server == "switchd":
         target = SwitchdNode(tmp / "switchd", ports=args.ports, transport=args.transport, workers=args.workers)
     else:
-        target = Kamailio(tmp / "kamailio", transport=args.transport)
+        target = Kamailio(tmp / "kamailio", transport=args.transport, udp_workers=args.kam_udp_workers)
     try:
         target.start()
         print(f"-- {server} (pid {target.pid}), {args.transport}, load {load_average()}", flush=True)
@@ -285,6 +286,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hold-ms", type=int, default=1000, help="call hold, ACK -> BYE (default 1000)")
     p.add_argument("--transport", choices=["t1", "u1"], default="t1", help="TCP one connection a side, or UDP")
     p.add_argument("--workers", type=int, help="run switchd with `run --workers N`")
+    p.add_argument("--kam-udp-workers", type=int, metavar="N",
+                   help="Kamailio's UDP worker processes with --transport u1 (default 4; 1 relays a call's "
+                        "180 and 200 in order, which SIPp's uac needs at high rates)")
     p.add_argument("--only", choices=["switchd", "kamailio"], help="one server only")
     p.add_argument("--wire-rate", type=float, help="rate of the captured run (default min(1000, switchd's clean rate))")
     p.add_argument("--wire-seconds", type=float, help="length of the captured run, s (default 5; --quick 2)")
