@@ -36,8 +36,8 @@ async def test_health_status_and_tree_describe_the_running_node(tmp_path: Path) 
     assert {"events", "billing", "router", "calls", "api"} <= set(body["restarts"])
     [root, *_] = tree.json()["processes"]
     assert root["name"] == "switchd" and root["kind"] == "supervisor"
-    assert [c["child_id"] for c in root["children"]] == ["events", "billing", "router", "location", "calls", "sip",
-                                                        "registrations", "reloader", "api"]
+    assert [c["child_id"] for c in root["children"]] == ["events", "billing", "router", "location", "calls",
+                                                        "collector", "sip", "registrations", "reloader", "api"]
     api = root["children"][-1]
     assert [c["name"] for c in api["children"]] == ["api.db", "api.handlers", "api.connections", "api.listener"]
     assert api["children"][2]["children"][0]["kind"] == "process"  # this very request's connection
