@@ -31,6 +31,7 @@ _seconds = [0.0, 0.0, 0.0]
 _count = [0, 0, 0]
 _collected = [0, 0, 0]
 _longest = [0.0, 0.0, 0.0]
+_frozen_at_idle = [0]
 
 
 def _callback(phase: str, info: dict[str, Any]) -> None:
@@ -53,13 +54,17 @@ def _writer(path: Path) -> None:
         if reset.exists():  # the bench's idle moment: count from here (start-up's collections left out)
             _seconds[:], _longest[:] = [0.0] * 3, [0.0] * 3
             _count[:], _collected[:] = [0] * 3, [0] * 3
+            # gc.get_freeze_count() walks the whole frozen list with the GIL held: with the node's
+            # collector freezing the calls up, that is a stall of the node's loop per call, so it is
+            # read once, here, while the node is idle, never while calls are up
+            _frozen_at_idle[0] = gc.get_freeze_count()
             reset.unlink()
         for request in path.parent.glob(f"{path.name}.snap-*"):
             if tracemalloc.is_tracing():
                 tracemalloc.take_snapshot().dump(str(path.parent / f"{path.name}.{request.name.rsplit('-', 1)[1]}"))
             request.unlink()
         stats = {"seconds": _seconds, "collections": _count, "collected": _collected, "longest": _longest,
-                 "frozen": gc.get_freeze_count(), "threshold": gc.get_threshold(), "tracked_gen_counts": gc.get_count()}
+                 "frozen_at_idle": _frozen_at_idle[0], "threshold": gc.get_threshold(), "tracked_gen_counts": gc.get_count()}
         tmp.write_text(json.dumps(stats), encoding="ascii")
         os.replace(tmp, path)
 

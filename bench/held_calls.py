@@ -248,7 +248,7 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
             print("collector from idle on, generations 0/1/2: " + ", ".join(
                 f"{n} collections {s:.2f} s (longest {m * 1000:.0f} ms) {c} freed" for n, s, m, c in
                 zip(stats["collections"], stats["seconds"], stats["longest"], stats["collected"], strict=True))
-                  + f"; frozen {stats['frozen']}, thresholds {stats['threshold']}", flush=True)
+                  + f"; frozen at idle {stats['frozen_at_idle']}, thresholds {stats['threshold']}", flush=True)
         if node.proc is not None and node.proc.poll() is not None:
             raise HarnessError(f"switchd exited ({node.proc.returncode}):\n{node.log()}")
     finally:
