@@ -36,7 +36,7 @@ class Pid:
     A Pid stays valid after its process exited: sending to it drops the message, as in Erlang.
     """
 
-    __slots__ = ("_n", "_proc")
+    __slots__ = ("__weakref__", "_n", "_proc")
     _n: int
     _proc: _Process
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ class _Process:
     __slots__ = (
         "_burst",
         "_cancelled_timers",
+        "_pid",
         "_waiter",
         "_wake",
         "alive",
@@ -60,8 +62,8 @@ class _Process:
         "monitors",
         "name",
         "node",
+        "number",
         "parent",
-        "pid",
         "restarts",
         "shutdown_timeout",
         "started_at",
@@ -75,7 +77,11 @@ class _Process:
     def __init__(self, node: _Node, number: int, task: trio.lowlevel.Task, kind: str,
                  parent: _Process | None) -> None:
         self.node = node
-        self.pid = Pid(number, self)
+        self.number = number
+        # A Pid refers to its process (a Pid outlives it: sending to it then drops the message); the
+        # process does not hold its Pid in return, only weakly: a cycle of the two would outlive every
+        # call's process until a full collection (or, frozen, `switchd.collector`'s sweep) found it.
+        self._pid: weakref.ref[Pid] | None = None
         self.task: trio.lowlevel.Task | None = task
         self.kind = kind
         self.name: str | None = None
@@ -106,6 +112,16 @@ class _Process:
         self.exit_hint: str | None = None
         self.shutdown_timeout: float = DEFAULT_SHUTDOWN
         self.child_id: str | None = None
+
+    @property
+    def pid(self) -> Pid:
+        """This process's Pid (equal to, though not always the same object as, one handed out before)."""
+        ref = self._pid
+        pid = None if ref is None else ref()
+        if pid is None:
+            pid = Pid(self.number, self)
+            self._pid = weakref.ref(pid)
+        return pid
 
     # -- delivery -------------------------------------------------------------------------------
 
@@ -410,7 +426,7 @@ class _Node:
         if proc.task is not None:
             self.by_task.pop(proc.task, None)
             proc.task = None
-        self.processes.pop(proc.pid.number, None)
+        self.processes.pop(proc.number, None)
         if proc.name is not None and self.names.get(proc.name) is proc:
             del self.names[proc.name]
         if proc.groups:
