@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import trio
@@ -128,3 +129,26 @@ async def test_a_timer_armed_by_another_task_wakes_a_parked_process_on_time(auto
         await trio.sleep(5.0)
         nursery.cancel_scope.cancel()
     assert got == [("to plain", 2.0), ("to server", 3.0)]
+
+
+async def test_an_ended_process_and_its_pid_leave_no_reference_cycle() -> None:
+    """A call's process is freed by reference counting when it ends (the node's collector freezes long-lived
+    objects: a cycle would stay until its sweep)."""
+
+    async def brief() -> None:
+        await trio.lowlevel.checkpoint()
+
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                pid = await nursery.start(Process.start_link, brief)
+                assert pid == pid._proc.pid  # the process makes an equal Pid when asked
+        del pid
+        gc.collect()
+        left = [o for o in gc.garbage if type(o).__name__ in ("_Process", "Pid")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
