@@ -96,7 +96,8 @@ class Wire:
                 f"setup at the caller p50 {pct(self.setup_us, 0.5):.0f} us ({len(self.invite_us)} calls paired)")
 
 
-def final_latency(capture: Capture, code: int) -> list[float]:
-    """INVITE in -> final response `code` out at the server, in microseconds, for each call answered so."""
+def final_latency(capture: Capture, code: int, *, since: float = -math.inf) -> list[float]:
+    """INVITE in -> final response `code` out at the server, in microseconds, for each call answered so
+    whose INVITE came in at `since` or later (capture time)."""
     return [(a.final[1] - a.invite) * 1e6 for a in capture.a.values()
-            if a.invite is not None and a.final is not None and a.final[0] == code]
+            if a.invite is not None and a.invite >= since and a.final is not None and a.final[0] == code]

@@ -92,9 +92,7 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
                and leg.final is not None and leg.final[0] == 200)
     steady = late / (span / 2) if span else float("nan")
     # the same second half for the 503s: how fast the node refuses once the first burst is behind it
-    steady_refused_us = [(leg.final[1] - leg.invite) * 1e6 for leg in invites
-                         if leg.invite is not None and leg.invite >= half and leg.final is not None
-                         and leg.final[0] == 503]
+    steady_refused_us = final_latency(capture, 503, since=half)
     new_cdrs, still_open = after.rows - before.rows, after.open
     admitted = len(invites) - len(refused_us)
     admitted_failures = other + unanswered + sipp_failed
