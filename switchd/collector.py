@@ -49,7 +49,7 @@ THRESHOLDS = (10_000, 5, 10)
 NAME = "collector"
 """The name the node's Sweeper registers under."""
 
-_settled: tuple[tuple[int, int, int], Callable[[str, dict[str, Any]], None]] | None = None
+_thresholds_before: tuple[int, int, int] | None = None  # set while settled: what `release` puts back
 
 
 def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
@@ -61,31 +61,30 @@ def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
 def settle() -> None:
     """Collect and freeze what start-up built, raise the thresholds and freeze the survivors of every
     older collection from now on (see the module docstring). Idempotent."""
-    global _settled
-    if _settled is not None:
+    global _thresholds_before
+    if _thresholds_before is not None:
         return
     gc.collect()
     gc.freeze()
-    _settled = (gc.get_threshold(), _freeze_survivors)
+    _thresholds_before = gc.get_threshold()
     gc.set_threshold(*THRESHOLDS)
     gc.callbacks.append(_freeze_survivors)
 
 
 def settled() -> bool:
     """True between `settle` and `release`."""
-    return _settled is not None
+    return _thresholds_before is not None
 
 
 def release() -> None:
     """Undo `settle`: no more freezing, the thresholds as they were, everything frozen back in the
     generations (a full collection then finds the cycles). Idempotent."""
-    global _settled
-    if _settled is None:
+    global _thresholds_before
+    if _thresholds_before is None:
         return
-    thresholds, callback = _settled
-    _settled = None
-    if callback in gc.callbacks:
-        gc.callbacks.remove(callback)
+    thresholds, _thresholds_before = _thresholds_before, None
+    if _freeze_survivors in gc.callbacks:
+        gc.callbacks.remove(_freeze_survivors)
     gc.set_threshold(*thresholds)
     gc.unfreeze()
 
