@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from rich.markup import escape
 from rich.table import Table
 
+from switchd.switch import a_leg_call_id
+
 from ._client import ApiClient, ApiRefusal, JsonObject, call_path
 from ._common import EXIT_FAILURE, EXIT_USAGE, CliError, Commands, Parser, count_arg, positive_arg, stdout
 from ._connect import api_client, api_options
@@ -110,7 +112,11 @@ def _cmd_chaos(args: argparse.Namespace) -> int:
 
 
 def _call_id_in(name: str) -> str | None:
-    """The Call-ID in a call session's name ('call:<call-id>' or 'call <call-id>'), if it is one."""
+    """The Call-ID in a call session's name: its registered name (`switchd.switch.a_leg_name`), or its
+    child id ('call:<call-id>') or 'call <call-id>', if it is one."""
+    call_id = a_leg_call_id(name)
+    if call_id is not None:
+        return call_id
     for prefix in ("call:", "call "):
         if name.startswith(prefix):
             return name.removeprefix(prefix)

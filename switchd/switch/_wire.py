@@ -145,6 +145,12 @@ def a_leg_name(call_id: str) -> str:
     return f"call:a:{call_id}"
 
 
+def a_leg_call_id(name: str) -> str | None:
+    """The Call-ID in a name `a_leg_name` made, or None when `name` is not one."""
+    prefix = a_leg_name("")
+    return name[len(prefix):] if name.startswith(prefix) else None
+
+
 def b_leg_key(call_id: str) -> str:
     """The duplicate-key registry group a session joins for each B-leg Call-ID it places."""
     return f"call:b:{call_id}"

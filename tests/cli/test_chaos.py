@@ -67,6 +67,18 @@ def test_a_killed_call_must_have_its_cdr_closed(api: FakeApi, capsys: pytest.Cap
     assert "GET /tree" not in api.paths()  # a call session is not restarted: nothing to wait for
 
 
+def test_a_killed_call_started_after_the_listing_is_found_by_its_registered_name(
+        api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
+    api.on("GET", "/calls", Reply(CALLS))
+    api.on("POST", "/chaos", Reply({"killed": [{"name": "call:a:c9@host", "pid": "<0.99.0>"}]}))
+    for call_id in ("c0@host", "c1@host", "c9@host"):
+        api.on("GET", f"/cdrs/{call_id}", _cdr(call_id, "closed"))
+    assert main(["chaos", "--kill", "call", "--count", "1", "--api", api.url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["killed"][0]["call_id"] == "c9@host" and report["missing"] == []
+    assert "GET /cdrs/c9@host" in api.paths()
+
+
 def test_a_missing_cdr_fails_naming_the_call(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     api.on("GET", "/calls", Reply(CALLS))
     api.on("POST", "/chaos", Reply({"killed": [{"name": "billing", "pid": "<0.3.0>"}]}))
