@@ -42,6 +42,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, func, literal_colum
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import (
     DisconnectionError,
+    IntegrityError,
     InterfaceError,
     InternalError,
     OperationalError,
@@ -593,12 +594,22 @@ class Writer:
         return tuple(sorted(self.decks))
 
     def replace_deck(self, deck: RateDeck, now: datetime) -> int:
-        """Store `deck` in one transaction, then rate with it; returns its tariff count."""
-        try:
-            with Session(self.engine) as session, session.begin():
-                count = store_deck(session, deck, now=now)
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot store rate plan {deck.plan!r}: {exc}") from exc
+        """Store `deck` in one transaction, then rate with it; returns its tariff count.
+
+        A plan another writer inserted meanwhile (the workers of one node all store the configured
+        deck at start) fails the insert on its unique name: the store is tried once more, and then
+        replaces that plan as it replaces any stored one.
+        """
+        for attempt in (1, 2):
+            try:
+                with Session(self.engine) as session, session.begin():
+                    count = store_deck(session, deck, now=now)
+                break
+            except IntegrityError as exc:
+                if attempt == 2:
+                    raise StoreUnavailable(f"cannot store rate plan {deck.plan!r}: {exc}") from exc
+            except SQLAlchemyError as exc:
+                raise StoreUnavailable(f"cannot store rate plan {deck.plan!r}: {exc}") from exc
         self.decks[deck.plan] = deck
         return count
 

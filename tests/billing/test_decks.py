@@ -10,13 +10,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+import switchd.billing._writer as writer_module
 from switchd.billing import (
     Rate,
     RateDeck,
     RateDeckError,
+    StoreUnavailable,
     Tariff,
     load_decks,
     parse_csv,
@@ -24,6 +26,7 @@ from switchd.billing import (
     read_deck_file,
     store_deck,
 )
+from switchd.billing._writer import Writer
 
 from .factories import CONFIG_DIR
 
@@ -182,3 +185,30 @@ def test_a_failed_deck_swap_leaves_the_old_deck_whole(engine: Engine, request: p
     with Session(engine) as session:
         assert load_decks(session)["a"] == _deck("a", "0.01", "0.02")
         assert session.scalar(select(func.count()).select_from(Rate)) == 2
+
+
+def test_a_plan_another_writer_inserted_meanwhile_is_replaced_on_a_second_try(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def losing_first(session: Session, deck: RateDeck, *, now: datetime) -> int:
+        calls.append(1)
+        if len(calls) == 1:  # the other worker's insert of the same plan won the unique name
+            raise IntegrityError("INSERT INTO rate_plans", {}, Exception("UNIQUE constraint failed"))
+        return store_deck(session, deck, now=now)
+
+    monkeypatch.setattr(writer_module, "store_deck", losing_first)
+    writer = Writer(engine)
+    assert writer.replace_deck(_deck("a", "0.07"), NOW) == 1
+    assert len(calls) == 2 and writer.decks["a"] == _deck("a", "0.07")
+    with sessionmaker(engine)() as session:
+        assert load_decks(session) == {"a": _deck("a", "0.07")}
+
+
+def test_a_plan_that_cannot_be_stored_twice_over_is_refused(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def always(session: Session, deck: RateDeck, *, now: datetime) -> int:
+        raise IntegrityError("INSERT INTO rate_plans", {}, Exception("UNIQUE constraint failed"))
+
+    monkeypatch.setattr(writer_module, "store_deck", always)
+    with pytest.raises(StoreUnavailable, match="cannot store rate plan 'a'"):
+        Writer(engine).replace_deck(_deck("a", "0.07"), NOW)
